@@ -1,0 +1,2 @@
+"""Dataset readers: importing this package registers every dataset."""
+from . import demo_shapes  # noqa: F401

@@ -1,0 +1,230 @@
+"""``Datum`` and ``DatasetBase`` (Dassl's ``dassl.data.datasets.base_dataset``), with few-shot sampling,
+base/new class subsampling and the few-shot cache files ``split_fewshot/shot_<K>-seed_<S>.pkl``."""
+import logging
+import math
+import os
+import pickle
+import random
+from collections import defaultdict
+
+from ...errors import UserError
+from ...utils.tools import atomic_write, mkdir_if_missing
+
+logger = logging.getLogger(__name__)
+
+
+class Datum:
+    """One labelled image: path, label, domain and class name.
+
+    The attribute names match Dassl's, so pickled few-shot caches written by Dassl load here too
+    (see :func:`load_pickle`). Whether the file exists is checked by the reader, once per dataset,
+    so that a missing file is reported with the dataset's expected layout.
+    """
+
+    def __init__(self, impath: str = "", label: int = 0, domain: int = 0, classname: str = ""):
+        if not isinstance(impath, str):
+            raise TypeError(f"impath must be a str, got {type(impath).__name__}")
+        self._impath = impath
+        self._label = label
+        self._domain = domain
+        self._classname = classname
+
+    @property
+    def impath(self) -> str:
+        return self._impath
+
+    @property
+    def label(self) -> int:
+        return self._label
+
+    @property
+    def domain(self) -> int:
+        return self._domain
+
+    @property
+    def classname(self) -> str:
+        return self._classname
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Datum) and (self.impath, self.label, self.domain, self.classname) == (
+            other.impath, other.label, other.domain, other.classname)
+
+    def __hash__(self) -> int:
+        return hash((self.impath, self.label, self.domain, self.classname))
+
+    def __repr__(self) -> str:
+        return f"Datum(impath={self.impath!r}, label={self.label}, classname={self.classname!r})"
+
+
+class _DasslCompatUnpickler(pickle.Unpickler):
+    """Unpickles caches written by Dassl: its ``Datum`` class path maps onto ours."""
+
+    def find_class(self, module, name):
+        if name == "Datum" and module.startswith("dassl."):
+            return Datum
+        return super().find_class(module, name)
+
+
+def load_pickle(fpath: str):
+    with open(fpath, "rb") as f:
+        return _DasslCompatUnpickler(f).load()
+
+
+def save_pickle(obj, fpath: str) -> None:
+    with atomic_write(fpath, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class DatasetBase:
+    """A dataset as four lists of ``Datum``: train_x (labelled train), train_u (unlabelled), val, test."""
+
+    dataset_dir = ""  # folder name under DATASET.ROOT
+    domains = []
+
+    def __init__(self, train_x=None, train_u=None, val=None, test=None):
+        self._train_x = train_x
+        self._train_u = train_u
+        self._val = val
+        self._test = test
+        self._num_classes = self.get_num_classes(train_x)
+        self._lab2cname, self._classnames = self.get_lab2cname(train_x)
+
+    @property
+    def train_x(self):
+        return self._train_x
+
+    @property
+    def train_u(self):
+        return self._train_u
+
+    @property
+    def val(self):
+        return self._val
+
+    @property
+    def test(self):
+        return self._test
+
+    @property
+    def lab2cname(self) -> dict:
+        return self._lab2cname
+
+    @property
+    def classnames(self) -> list:
+        return self._classnames
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    @staticmethod
+    def get_num_classes(data_source) -> int:
+        """Number of classes = largest label in ``data_source`` + 1."""
+        return max(item.label for item in data_source) + 1
+
+    @staticmethod
+    def get_lab2cname(data_source):
+        """Map labels to class names (from the items present); classnames ordered by label."""
+        mapping = {item.label: item.classname for item in data_source}
+        labels = sorted(mapping.keys())
+        return {label: mapping[label] for label in labels}, [mapping[label] for label in labels]
+
+    @staticmethod
+    def split_dataset_by_label(data_source) -> dict:
+        """Group items by label; keys in order of first appearance, items in list order."""
+        output = defaultdict(list)
+        for item in data_source:
+            output[item.label].append(item)
+        return output
+
+    @staticmethod
+    def split_dataset_by_domain(data_source) -> dict:
+        output = defaultdict(list)
+        for item in data_source:
+            output[item.domain].append(item)
+        return output
+
+    def generate_fewshot_dataset(self, *data_sources, num_shots: int = -1, repeat: bool = False):
+        """Sample ``num_shots`` items per class from each source, exactly as Dassl does.
+
+        Per class (in first-appearance order): ``random.sample(items, K)`` when the class has at least K
+        items; otherwise ``random.choices(items, k=K)`` if ``repeat``, else all of its items. Python's
+        global ``random`` is used, so the same seed and list order give Dassl's picks item for item.
+        """
+        if num_shots < 1:
+            return data_sources[0] if len(data_sources) == 1 else data_sources
+        logger.info(f"Creating a {num_shots}-shot dataset")
+        output = []
+        for data_source in data_sources:
+            tracker = self.split_dataset_by_label(data_source)
+            dataset = []
+            for items in tracker.values():
+                if len(items) >= num_shots:
+                    sampled = random.sample(items, num_shots)
+                elif repeat:
+                    sampled = random.choices(items, k=num_shots)
+                else:
+                    sampled = items
+                dataset.extend(sampled)
+            output.append(dataset)
+        return output[0] if len(output) == 1 else output
+
+    def load_or_create_fewshot(self, cache_dir: str, num_shots: int, seed: int, train, val=None):
+        """Few-shot train (K per class) and val (min(K, 4) per class), cached in ``cache_dir``.
+
+        The cache ``shot_<K>-seed_<S>.pkl`` holds the lists before class subsampling, so base, new and
+        all share it. It is written atomically; an unreadable cache is regenerated with a warning.
+        With ``val=None`` (ImageNet) only train is sampled and cached.
+        """
+        mkdir_if_missing(cache_dir)
+        fpath = os.path.join(cache_dir, f"shot_{num_shots}-seed_{seed}.pkl")
+        if os.path.exists(fpath):
+            try:
+                data = load_pickle(fpath)
+                cached_train, cached_val = data["train"], data.get("val")
+                if val is not None and cached_val is None:
+                    raise KeyError("val")
+                logger.info(f"Loading preprocessed few-shot data from {fpath}")
+                return cached_train, (cached_val if val is not None else None)
+            except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, AttributeError,
+                    ValueError, IndexError) as err:
+                logger.warning(f"WARNING: few-shot cache {fpath} is unreadable ({err!r}); regenerating it")
+        train = self.generate_fewshot_dataset(train, num_shots=num_shots)
+        data = {"train": train}
+        if val is not None:
+            val = self.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
+            data["val"] = val
+        logger.info(f"Saving preprocessed few-shot data to {fpath}")
+        save_pickle(data, fpath)
+        return train, val
+
+    def fewshot_and_subsample(self, cfg, train, val, test, cache_dir: str):
+        """The readers' common last steps: few-shot train/val (cached per shots and seed), then base/new."""
+        num_shots = cfg.DATASET.NUM_SHOTS
+        if num_shots >= 1:
+            train, val = self.load_or_create_fewshot(cache_dir, num_shots, cfg.SEED, train, val)
+        return self.subsample_classes(train, val, test, subsample=cfg.DATASET.SUBSAMPLE_CLASSES)
+
+    @staticmethod
+    def subsample_classes(*args, subsample: str = "all"):
+        """Keep the base (lower ceil(n/2)) or new (upper) half of the labels present in ``args[0]``.
+
+        Kept labels are relabeled 0..n-1 in ascending order; every list is filtered to them.
+        ``"all"`` returns the inputs unchanged.
+        """
+        if subsample not in ("all", "base", "new"):
+            raise UserError(f'DATASET.SUBSAMPLE_CLASSES must be "all", "base" or "new", got "{subsample}"')
+        if subsample == "all":
+            return args
+        labels = sorted({item.label for item in args[0]})
+        m = math.ceil(len(labels) / 2)
+        logger.info(f"SUBSAMPLE {subsample.upper()} CLASSES!")
+        selected = labels[:m] if subsample == "base" else labels[m:]
+        relabeler = {y: y_new for y_new, y in enumerate(selected)}
+        output = []
+        for dataset in args:
+            output.append([
+                Datum(impath=item.impath, label=relabeler[item.label], domain=item.domain, classname=item.classname)
+                for item in dataset if item.label in relabeler
+            ])
+        return output

@@ -1,0 +1,99 @@
+"""CoOp's split-file helpers, shared by every reader: ``split_zhou_<Name>.json`` read/write,
+the 80/20 train/val split and the 50/20/30 split of a folder of class folders."""
+import logging
+import os
+import random
+from collections import defaultdict
+
+from ...errors import UserError
+from ...utils.tools import listdir_nohidden, read_json, write_json
+from .base_dataset import Datum
+
+logger = logging.getLogger(__name__)
+
+
+def read_split(filepath: str, path_prefix: str):
+    """Read ``{"train"|"val"|"test": [[relative path, label, classname], ...]}`` into Datum lists."""
+    logger.info(f"Reading split from {filepath}")
+    try:
+        split = read_json(filepath)
+    except ValueError as err:
+        raise UserError(f"split file {filepath} is not valid JSON ({err}); download it again.") from None
+
+    def _convert(items):
+        return [Datum(impath=os.path.join(path_prefix, impath), label=int(label), classname=classname)
+                for impath, label, classname in items]
+
+    try:
+        return _convert(split["train"]), _convert(split["val"]), _convert(split["test"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f'split file {filepath} does not have the expected "train"/"val"/"test" lists of '
+                        f"[path, label, classname] ({err!r}); download it again.") from None
+
+
+def save_split(train, val, test, filepath: str, path_prefix: str) -> None:
+    """Write a split file with paths relative to ``path_prefix``."""
+
+    def _extract(items):
+        out = []
+        for item in items:
+            impath = item.impath.replace(path_prefix, "")
+            if impath.startswith("/"):
+                impath = impath[1:]
+            out.append((impath, item.label, item.classname))
+        return out
+
+    write_json({"train": _extract(train), "val": _extract(val), "test": _extract(test)}, filepath)
+    logger.info(f"Saved split to {filepath}")
+
+
+def split_trainval(trainval, p_val: float = 0.2):
+    """Split per label: round(p_val * n) shuffled items to val, the rest to train."""
+    p_trn = 1 - p_val
+    logger.info(f"Splitting trainval into {p_trn:.0%} train and {p_val:.0%} val")
+    tracker = defaultdict(list)
+    for idx, item in enumerate(trainval):
+        tracker[item.label].append(idx)
+    train, val = [], []
+    for label, idxs in tracker.items():
+        n_val = round(len(idxs) * p_val)
+        if n_val <= 0:
+            raise UserError(f"class {label} has too few images ({len(idxs)}) to hold out a validation image")
+        random.shuffle(idxs)
+        for n, idx in enumerate(idxs):
+            item = trainval[idx]
+            (val if n < n_val else train).append(item)
+    return train, val
+
+
+def read_and_split_data(image_dir: str, p_trn: float = 0.5, p_val: float = 0.2, ignored=(), new_cnames=None):
+    """Split every class folder of ``image_dir`` into train/val/test (50/20/30 by default).
+
+    Categories are the sorted folder names minus ``ignored``; the label is the index in that list.
+    """
+    categories = sorted(c for c in listdir_nohidden(image_dir) if c not in ignored)
+    p_tst = 1 - p_trn - p_val
+    logger.info(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {p_tst:.0%} test")
+
+    def _collate(ims, y, c):
+        return [Datum(impath=im, label=y, classname=c) for im in ims]
+
+    train, val, test = [], [], []
+    for label, category in enumerate(categories):
+        category_dir = os.path.join(image_dir, category)
+        # sorted so that a generated split does not depend on the file system's listing order
+        images = [os.path.join(category_dir, im) for im in listdir_nohidden(category_dir, sort=True)]
+        random.shuffle(images)
+        n_total = len(images)
+        n_train = round(n_total * p_trn)
+        n_val = round(n_total * p_val)
+        n_test = n_total - n_train - n_val
+        if not (n_train > 0 and n_val > 0 and n_test > 0):
+            raise UserError(f'class folder "{category_dir}" has {n_total} images: too few to split into '
+                            "train, val and test (at least 4 are needed)")
+        if new_cnames is not None and category in new_cnames:
+            category = new_cnames[category]
+        train.extend(_collate(images[:n_train], label, category))
+        val.extend(_collate(images[n_train:n_train + n_val], label, category))
+        test.extend(_collate(images[n_train + n_val:], label, category))
+    return train, val, test

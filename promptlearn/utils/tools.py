@@ -1,0 +1,107 @@
+"""Small file, seed and environment helpers (Dassl's ``dassl.utils.tools``)."""
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import UserError
+
+
+def mkdir_if_missing(dirname: str) -> None:
+    os.makedirs(dirname, exist_ok=True)
+
+
+def check_isfile(fpath: str) -> bool:
+    isfile = os.path.isfile(fpath)
+    if not isfile:
+        warnings.warn(f'No file found at "{fpath}"', stacklevel=2)
+    return isfile
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w"):
+    """Write to a temporary file beside ``path`` and rename it into place, so readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    mkdir_if_missing(directory)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def read_json(fpath: str):
+    with open(fpath) as f:
+        return json.load(f)
+
+
+def write_json(obj, fpath: str) -> None:
+    """Write JSON with 4-space indent, atomically."""
+    with atomic_write(fpath) as f:
+        json.dump(obj, f, indent=4, separators=(",", ": "))
+
+
+def listdir_nohidden(path: str, sort: bool = False) -> list:
+    items = [f for f in os.listdir(path) if not f.startswith(".")]
+    if sort:
+        items.sort()
+    return items
+
+
+def read_image(path: str) -> Image.Image:
+    """Open an image as RGB; a missing or unreadable file gives a UserError naming it."""
+    if not os.path.exists(path):
+        raise UserError(f"image not found: {path}. Check the dataset folder against DATASETS.md.")
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"cannot read image {path} ({err}). Replace or delete the corrupt file "
+                        "(and remove it from the split file).") from None
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def collect_env_info() -> str:
+    import PIL
+    import torchvision
+
+    lines = [
+        f"Python: {sys.version.split()[0]} ({sys.platform})",
+        f"PyTorch: {torch.__version__}",
+        f"torchvision: {torchvision.__version__}",
+        f"Pillow: {PIL.__version__}",
+        f"NumPy: {np.__version__}",
+        f"CUDA available: {torch.cuda.is_available()}",
+    ]
+    if torch.cuda.is_available():
+        lines.append(f"CUDA: {torch.version.cuda}, cuDNN: {torch.backends.cudnn.version()}")
+        for i in range(torch.cuda.device_count()):
+            lines.append(f"GPU {i}: {torch.cuda.get_device_name(i)}")
+    lines.append(f"CPU threads: {torch.get_num_threads()}")
+    return "\n".join(lines)
+
+
+def tolist_if_not(x) -> list:
+    if not isinstance(x, list):
+        x = [x]
+    return x

@@ -1,0 +1,2 @@
+"""The methods: importing this package registers every trainer."""
+from . import coop, zsclip  # noqa: F401
