@@ -1,0 +1,59 @@
+"""Shared test fixtures: the repository on sys.path, a small generated DemoShapes tree, and a helper
+that runs ``train.py`` in a subprocess exactly as a user would (no CLIP weights available)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+
+import datasets  # noqa: E402,F401  (registers the readers)
+import trainers  # noqa: E402,F401  (registers the trainers)
+from promptlearn.tools.make_demo_data import make_demo_dataset  # noqa: E402
+
+TINY_SPLIT_SIZES = {"train": 8, "val": 2, "test": 4}
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A data root holding a small DemoShapes (10 classes; 8 train, 2 val, 4 test images per class)."""
+    root = tmp_path_factory.mktemp("data")
+    make_demo_dataset(str(root), seed=0, split_sizes=TINY_SPLIT_SIZES, size=40)
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def empty_weights_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("clip_weights"))
+
+
+def run_train(args, env_extra=None, check=True, timeout=600):
+    """Run ``python train.py ARGS`` from the repository root; returns the CompletedProcess."""
+    env = dict(os.environ)
+    env.setdefault("CLIP_WEIGHTS_DIR", os.path.join(REPO_ROOT, ".no_clip_weights_in_tests"))
+    env["PYTHONUNBUFFERED"] = "1"
+    if env_extra:
+        env.update(env_extra)
+    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "train.py"), *map(str, args)], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout[-4000:]}\n"
+                             f"STDERR:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def read_results(output_dir):
+    with open(os.path.join(output_dir, "results.json")) as f:
+        return json.load(f)
+
+
+def parse_accuracy(log_text):
+    """The last ``* accuracy: X%`` value in a log."""
+    values = [float(line.split(":")[1].strip().rstrip("%")) for line in log_text.splitlines()
+              if line.startswith("* accuracy:")]
+    assert values, "no accuracy line found"
+    return values[-1]
