@@ -192,8 +192,12 @@ class SimpleTrainer(TrainerBase):
     def check_cfg(self, cfg) -> None:
         """Hook: check the trainer's config keys."""
 
+    def custom_train_transform(self):
+        """Hook: a training transform (or a list of them, one per view) replacing the one built from the config."""
+        return None
+
     def build_data_loader(self) -> None:
-        dm = DataManager(self.cfg)
+        dm = DataManager(self.cfg, custom_tfm_train=self.custom_train_transform())
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = dm.train_loader_u
         self.val_loader = dm.val_loader

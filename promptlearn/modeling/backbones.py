@@ -34,6 +34,7 @@ class BackboneSpec:
     sha256: str = ""
     tiny_args: dict = field(default_factory=dict)  # clip.model.CLIP arguments (tiny backbones)
     seed: int = 0
+    pretrained_on_shapes: bool = False  # tiny backbone pre-trained in-process on generated shape captions
     mean: tuple = CLIP_PIXEL_MEAN
     std: tuple = CLIP_PIXEL_STD
 
@@ -50,10 +51,10 @@ def _openai(name, arch, res, file, sha256):
     return BackboneSpec(name=name, arch=arch, input_resolution=res, file=file, sha256=sha256)
 
 
-def _tiny(name, arch, res, seed, **args):
+def _tiny(name, arch, res, seed, pretrained_on_shapes=False, **args):
     text = dict(context_length=77, vocab_size=49408)
     return BackboneSpec(name=name, arch=arch, input_resolution=res, tiny_args={**text, **args, "image_resolution": res},
-                        seed=seed)
+                        seed=seed, pretrained_on_shapes=pretrained_on_shapes)
 
 
 BACKBONES = {spec.name: spec for spec in [
@@ -72,6 +73,9 @@ BACKBONES = {spec.name: spec for spec in [
           transformer_width=64, transformer_heads=2, transformer_layers=4),
     _tiny("tiny-ViT-L", "vit", 48, seed=1, embed_dim=96, vision_layers=6, vision_width=192, vision_patch_size=16,
           transformer_width=96, transformer_heads=3, transformer_layers=5),
+    # tiny-ViT's architecture with CLIP-style alignment on the demo's shape classes (see tiny_pretrain.py)
+    _tiny("tiny-ViT-shapes", "vit", 32, seed=3, pretrained_on_shapes=True, embed_dim=64, vision_layers=4,
+          vision_width=128, vision_patch_size=8, transformer_width=64, transformer_heads=2, transformer_layers=4),
     _tiny("tiny-RN", "resnet", 32, seed=2, embed_dim=64, vision_layers=(1, 1, 1, 1), vision_width=16,
           vision_patch_size=None, transformer_width=64, transformer_heads=2, transformer_layers=4),
 ]}
@@ -147,8 +151,12 @@ def build_tiny_clip(spec: BackboneSpec) -> torch.nn.Module:
 def load_clip(name: str, path: str = "") -> torch.nn.Module:
     """Load backbone ``name`` on the CPU, in eval mode, with CLIP's fp16 weights."""
     spec = get_backbone_spec(name)
+    if spec.pretrained_on_shapes:
+        from .tiny_pretrain import load_or_pretrain
+
+        return load_or_pretrain(name, lambda: build_tiny_clip(spec), spec.input_resolution, spec.seed)
     if spec.is_tiny:
-        logger.info(f"Building tiny CLIP backbone {name} (seeded random weights; for tests and demos)")
+        logger.info(f"Building tiny CLIP backbone {name} (seeded random weights; for tests)")
         return build_tiny_clip(spec)
     weights = resolve_weights_path(spec, path)
     logger.info(f"Loading CLIP ({name}) from {weights}")

@@ -63,9 +63,10 @@ class PromptedCLIP(nn.Module):
         self._cached_text_features = None
 
     def logits(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity times CLIP's logit scale. Text features (C, E) or per image (B, C, E)."""
-        image_features = F.normalize(image_features, dim=-1)
-        scale = self.logit_scale.exp()
+        """Cosine similarity times CLIP's logit scale, in fp32. Text features (C, E) or per image (B, C, E)."""
+        image_features = F.normalize(image_features.float(), dim=-1)
+        text_features = text_features.float()
+        scale = self.logit_scale.float().exp()
         if text_features.dim() == 3:
             return scale * torch.einsum("be,bce->bc", image_features, text_features)
         return scale * image_features @ text_features.t()

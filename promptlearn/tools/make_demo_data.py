@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 DATASET_DIR = "demo_shapes"
 SPLIT_FILE = "split_zhou_DemoShapes.json"
 CLASSNAMES = ["circle", "cross", "crescent", "diamond", "heart", "hexagon", "ring", "square", "star", "triangle"]
-COLOURS = [(220, 40, 40), (40, 160, 60), (40, 80, 220), (230, 180, 30), (160, 60, 200), (240, 120, 30),
-           (20, 170, 180), (120, 70, 40)]
+COLOURS = {"red": (220, 40, 40), "green": (40, 160, 60), "blue": (40, 80, 220), "yellow": (230, 180, 30),
+           "purple": (160, 60, 200), "orange": (240, 120, 30), "teal": (20, 170, 180), "brown": (120, 70, 40)}
 SPLIT_SIZES = {"train": 20, "val": 5, "test": 10}
 
 
@@ -76,7 +76,8 @@ def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: f
         raise ValueError(f"unknown shape {shape}")
 
 
-def render(shape: str, rng: random.Random, size: int = 64) -> Image.Image:
+def render(shape: str, rng: random.Random, size: int = 64, colour: str = None) -> Image.Image:
+    """One image of ``shape`` (random colour unless given, size, position, rotation, background)."""
     base = rng.randint(200, 250)
     background = (base, base - rng.randint(0, 25), base - rng.randint(0, 25))
     img = Image.new("RGB", (size, size), background)
@@ -85,7 +86,7 @@ def render(shape: str, rng: random.Random, size: int = 64) -> Image.Image:
         x, y = rng.uniform(0, size), rng.uniform(0, size)
         tone = tuple(max(0, c - rng.randint(10, 30)) for c in background)
         draw.line([(x, y), (x + rng.uniform(-20, 20), y + rng.uniform(-20, 20))], fill=tone, width=1)
-    colour = rng.choice(COLOURS)
+    colour = COLOURS[colour] if colour else rng.choice(list(COLOURS.values()))
     r = rng.uniform(0.25, 0.4) * size
     cx = rng.uniform(r + 2, size - r - 2)
     cy = rng.uniform(r + 2, size - r - 2)

@@ -1,0 +1,97 @@
+"""Self-supervised views of a raw (decoded, not yet normalized) training image, for GOPro.
+
+- ``build_mocov3_view``: the first of MoCo v3's two asymmetric views -- random resized crop (0.08, 1),
+  colour jitter 0.4/0.4/0.2/0.1 with p 0.8, grayscale p 0.2, Gaussian blur sigma in [0.1, 2] always,
+  horizontal flip.
+- ``build_augmix_view``: random resized crop + flip, then AugMix (width 3, depth 1-3, Dirichlet(1,1,1)
+  chain weights, Beta(1,1) blend with the crop) over the nine AugMix operations at the magnitudes of the
+  official GOPro code (severity 1; see ``ReferenceAugMix``).
+
+Both end with ToTensor and CLIP's normalization and run as DataLoader transforms (one call per image,
+in the workers), so every view is made from its own image and never round-trips through the device.
+"""
+import torch
+from torchvision.transforms import (
+    AugMix,
+    ColorJitter,
+    Compose,
+    GaussianBlur,
+    Normalize,
+    RandomApply,
+    RandomGrayscale,
+    RandomHorizontalFlip,
+    RandomResizedCrop,
+    ToTensor,
+)
+
+#: Levels are drawn from this many equally spaced bins over [0.1, 1) (the reference draws them continuously).
+LEVEL_BINS = 90
+
+
+class ReferenceAugMix(AugMix):
+    """torchvision's AugMix with the operation magnitudes of the official GOPro code.
+
+    torchvision already has AugMix's nine operations (without brightness/colour/contrast/sharpness),
+    chain width and depth, and the Dirichlet/Beta mixing; only the severity mapping differs. The
+    reference draws a level l ~ U(0.1, severity) per operation and maps it (``IMAGE_SIZE`` = the crop
+    size W): rotate +/- int(3 l) degrees, shear +/- 0.03 l, translate +/- int(l W / 30) pixels, solarize
+    threshold 256 - int(25.6 l), posterize to 4 - int(0.4 l) bits. At severity 1 that is rotate 0-2
+    degrees, shear < 0.03, translate < W/30 pixels, solarize threshold 231-254, posterize 4 bits.
+    torchvision's own table at severity 1 always picks its first bin (no rotation, shear or translation).
+    """
+
+    def __init__(self, severity: int = 1, mixture_width: int = 3, chain_depth: int = -1, alpha: float = 1.0):
+        super().__init__(severity=1, mixture_width=mixture_width, chain_depth=chain_depth, alpha=alpha,
+                         all_ops=False)
+        self.reference_severity = severity
+        # forward() draws bin indices in [0, severity) from a table of _PARAMETER_MAX bins: use them all
+        self.severity = LEVEL_BINS
+        self._PARAMETER_MAX = LEVEL_BINS
+
+    def levels(self, num_bins: int) -> torch.Tensor:
+        """Bin centres of U(0.1, severity)."""
+        low, high = 0.1, float(self.reference_severity)
+        return low + (high - low) * (torch.arange(num_bins, dtype=torch.float64) + 0.5) / num_bins
+
+    def _augmentation_space(self, num_bins: int, image_size):
+        level = self.levels(num_bins)
+        height, width = image_size
+        return {
+            "ShearX": ((level * 0.3 / 10).float(), True),
+            "ShearY": ((level * 0.3 / 10).float(), True),
+            "TranslateX": ((level * (width / 3) / 10).floor().float(), True),
+            "TranslateY": ((level * (height / 3) / 10).floor().float(), True),
+            "Rotate": ((level * 30 / 10).floor().float(), True),
+            "Posterize": ((4 - (level * 4 / 10).floor()).int(), False),
+            "Solarize": ((256 - (level * 256 / 10).floor()).float(), False),
+            "AutoContrast": (torch.tensor(0.0), False),
+            "Equalize": (torch.tensor(0.0), False),
+        }
+
+
+def _to_clip_tensor(mean, std) -> list:
+    return [ToTensor(), Normalize(mean=mean, std=std)]
+
+
+def build_mocov3_view(size, mean, std) -> Compose:
+    """MoCo v3's first view; blur kernel ~ 10% of the image side (23 px at 224)."""
+    size = tuple(size)
+    kernel = 2 * round(0.05 * max(size)) + 1
+    return Compose([
+        RandomResizedCrop(size, scale=(0.08, 1.0)),
+        RandomApply([ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+        RandomGrayscale(p=0.2),
+        GaussianBlur(kernel_size=kernel, sigma=(0.1, 2.0)),
+        RandomHorizontalFlip(),
+        *_to_clip_tensor(mean, std),
+    ])
+
+
+def build_augmix_view(size, mean, std, severity: int = 1) -> Compose:
+    """A random resized crop and flip, AugMix'ed (the official code's AugMixAugmenter, one view)."""
+    return Compose([
+        RandomResizedCrop(tuple(size)),
+        RandomHorizontalFlip(),
+        ReferenceAugMix(severity=severity),
+        *_to_clip_tensor(mean, std),
+    ])

@@ -1,0 +1,241 @@
+"""GOPro (Singha et al., BMVC 2023): prompts generated from the visual content and style of every ViT
+layer, optimized with CLIP's cross-entropy plus two self-supervised terms over augmented views.
+
+Per image x, the frozen image encoder's token sequence after every layer l gives a style feature (token
+mean and standard deviation) and a content feature (token mean); per-layer linear maps take them to the
+text width, the FRG pooling averages the pair, and a learned mixing over layers (rho) yields one shift of
+the learnable context -- one prompt per image per class. Views: the original, a MoCo v3 view (x1) and an
+AugMix view (x2), made from the raw image in the data loader. Losses:
+    L_ce  on the original view's logits,
+    L_sem = d(T(x), T(x1)) + d(T(x), T(x2)), T the text features of an image's class prompts,
+    L_con = SimCLR between the image projector's outputs P_v(f(x)) and P_v(f(x1)) (temperature 0.1).
+
+Where the paper and the official code differ (README, "GOPro: paper vs official code") each choice is a
+switch of TRAINER.GOPRO: loss weights (D1), SEM_DISTANCE l2 | mse (D2), SHARED_GENERATOR (D3),
+PROJECTOR_IN_LOGITS (D4). The defaults are the paper's; configs/trainers/GOPro/vit_b16_official.yaml
+selects the official structure.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from yacs.config import CfgNode as CN
+
+from promptlearn.data.transforms import build_transform
+from promptlearn.data.transforms.views import build_augmix_view, build_mocov3_view
+from promptlearn.engine import TRAINER_REGISTRY, CLIPTrainer
+from promptlearn.errors import UserError
+from promptlearn.metrics import compute_accuracy
+from promptlearn.modeling import PromptedCLIP, PromptLearner
+from promptlearn.modeling.losses import SEM_DISTANCES, prompt_consistency_loss, simclr_loss
+
+VIEWS = ("orig", "moco", "augmix")
+STD_EPS = 2.3e-8  # added to the sum of squares before the square root, as the official code does
+
+
+class LayerwiseLinear(nn.Module):
+    """One independent Linear(in_features, out_features) per layer, applied to (B, L, in) in one einsum."""
+
+    def __init__(self, num_layers: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_layers, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(num_layers, out_features))
+        bound = 1 / math.sqrt(in_features)  # nn.Linear's default initialization, per layer
+        nn.init.kaiming_uniform_(self.weight.view(-1, in_features), a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bli,loi->blo", x, self.weight) + self.bias
+
+
+def style_content_statistics(tokens) -> tuple:
+    """Per layer: (token mean + token std) / 2 (style input) and token mean (content input), (B, L, W) each.
+
+    ``tokens``: the token sequences after every layer, L tensors of (B, T, W). The std is the
+    population std with the official code's epsilon; statistics are computed in fp32.
+    """
+    x = torch.stack(tokens, dim=1).float()  # (B, L, T, W)
+    mean = x.mean(dim=2)
+    std = torch.sqrt(((x - mean.unsqueeze(2)) ** 2).sum(dim=2).add(STD_EPS) / x.shape[2])
+    return (mean + std) / 2, mean
+
+
+class PromptGenerator(nn.Module):
+    """rho: per-layer style and content projectors, FRG pooling and the mixing over layers -> shift (B, D)."""
+
+    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int):
+        super().__init__()
+        self.style = LayerwiseLinear(num_layers, vis_width, ctx_dim)
+        self.content = LayerwiseLinear(num_layers, vis_width, ctx_dim)
+        self.rho = nn.Linear(num_layers, 1)
+
+    def forward(self, tokens) -> torch.Tensor:
+        style_in, content_in = style_content_statistics(tokens)
+        pooled = (self.style(style_in) + self.content(content_in)) / 2  # FRG pooling, (B, L, D)
+        return self.rho(pooled.transpose(1, 2)).squeeze(-1)  # mixing over layers, (B, D)
+
+
+class ImageProjector(nn.Module):
+    """P_v: Linear + BatchNorm over the embedding width.
+
+    ``residual=True`` (paper formulation, where P_v feeds the logits): output f + BN(Linear(f)) with the BN
+    scale starting at 0, so P_v is the identity at initialization and CLIP's zero-shot alignment is kept;
+    the Linear starts as the identity too. ``residual=False``: the official code's plain BN(Linear(f)).
+    """
+
+    def __init__(self, dim: int, residual: bool):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        self.bn = nn.BatchNorm1d(dim)
+        self.residual = residual
+        if residual:
+            with torch.no_grad():
+                self.linear.weight.copy_(torch.eye(dim))
+                self.linear.bias.zero_()
+            nn.init.zeros_(self.bn.weight)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        features = features.float()
+        out = self.bn(self.linear(features))
+        return features + out if self.residual else out
+
+
+class GOProModel(PromptedCLIP):
+    learnable_names = ("prompt_learner", "generators", "simproj")
+
+    def __init__(self, clip_model, classnames, method_cfg, views, text_batch_size=0):
+        super().__init__(clip_model, text_batch_size)
+        self.image_encoder.require_vit("GOPro's style and content prompts")
+        self.prompt_learner = PromptLearner(classnames, clip_model, n_ctx=method_cfg.N_CTX,
+                                            ctx_init=method_cfg.CTX_INIT, honour_n_ctx=True)
+        ctx_dim = self.text_encoder.width
+        layers, width = self.image_encoder.num_layers, self.image_encoder.width
+        names = ["shared"] if method_cfg.SHARED_GENERATOR else list(views)
+        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim) for name in names})
+        self.simproj = ImageProjector(self.image_encoder.output_dim, residual=method_cfg.PROJECTOR_IN_LOGITS)
+        self.projector_in_logits = method_cfg.PROJECTOR_IN_LOGITS
+
+    def generator(self, view: str) -> PromptGenerator:
+        return self.generators["shared"] if "shared" in self.generators else self.generators[view]
+
+    def encode_images(self, images: torch.Tensor, with_tokens: bool):
+        """Frozen image encoder: features (B, E) and, if asked, the token sequence after every layer."""
+        with torch.no_grad():
+            return self.encode_image(images, return_tokens=with_tokens)
+
+    def class_prompt_features(self, tokens_per_view: dict) -> dict:
+        """Normalized text features (B, C, E) of every image's class prompts, all views in one text call."""
+        shifts = [self.generator(view)(tokens) for view, tokens in tokens_per_view.items()]
+        sizes = [shift.shape[0] for shift in shifts]
+        prompts = self.prompt_learner(torch.cat(shifts))
+        text = F.normalize(self.encode_text(prompts, self.prompt_learner.tokenized_prompts), dim=-1)
+        return dict(zip(tokens_per_view, text.split(sizes)))
+
+    def classifier_features(self, image_features: torch.Tensor) -> torch.Tensor:
+        return self.simproj(image_features) if self.projector_in_logits else image_features
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits (B, C) of the original view only."""
+        features, tokens = self.encode_images(image, with_tokens=True)
+        text = self.class_prompt_features({"orig": tokens})["orig"]
+        return self.logits(self.classifier_features(features), text)
+
+
+@TRAINER_REGISTRY.register()
+class GOPro(CLIPTrainer):
+    CFG_NODE = "GOPRO"
+    MODEL_NAME = "gopro"
+
+    @classmethod
+    def extend_cfg(cls, cfg):
+        cfg.TRAINER.GOPRO = CN()
+        cfg.TRAINER.GOPRO.N_CTX = 4  # context tokens, honoured also with an init phrase
+        cfg.TRAINER.GOPRO.CTX_INIT = "a photo of a"
+        cfg.TRAINER.GOPRO.PREC = "fp16"  # fp16, fp32, amp
+        # Loss terms (Table 3 ablations): L_sem on the MoCo v3 view, on the AugMix view, and L_con
+        cfg.TRAINER.GOPRO.LOSS_SEM_MOCO = True
+        cfg.TRAINER.GOPRO.LOSS_SEM_AUGMIX = True
+        cfg.TRAINER.GOPRO.LOSS_CON = True
+        # Loss weights (paper: 1/1/1; official code: 1/1/0.1)
+        cfg.TRAINER.GOPRO.W_CE = 1.0
+        cfg.TRAINER.GOPRO.W_SEM = 1.0
+        cfg.TRAINER.GOPRO.W_CON = 1.0
+        cfg.TRAINER.GOPRO.SEM_DISTANCE = "l2"  # paper: L2 norm; official code: "mse"
+        cfg.TRAINER.GOPRO.SHARED_GENERATOR = False  # paper: one prompt generator per view; official: shared
+        cfg.TRAINER.GOPRO.PROJECTOR_IN_LOGITS = True  # paper: P_v on the image branch of L_ce; official: only L_con
+        cfg.TRAINER.GOPRO.CON_TEMPERATURE = 0.1
+        cfg.TRAINER.GOPRO.AUGMIX_SEVERITY = 1
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        if cfg.TRAINER.GOPRO.SEM_DISTANCE not in SEM_DISTANCES:
+            raise UserError(f"TRAINER.GOPRO.SEM_DISTANCE must be one of {SEM_DISTANCES}, "
+                            f'got "{cfg.TRAINER.GOPRO.SEM_DISTANCE}"')
+        if cfg.TRAINER.GOPRO.CON_TEMPERATURE <= 0:
+            raise UserError("TRAINER.GOPRO.CON_TEMPERATURE must be positive")
+        if cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2:
+            raise UserError("GOPro's image projector uses BatchNorm over the batch: DATALOADER.TRAIN_X.BATCH_SIZE "
+                            "must be at least 2 (the paper uses 4)")
+
+    def needed_views(self) -> dict:
+        """Which augmented views training computes: {view: "tokens" (prompts needed) | "features" (L_con only)}."""
+        g = self.cfg.TRAINER.GOPRO
+        views = {}
+        if g.LOSS_SEM_MOCO:
+            views["moco"] = "tokens"
+        elif g.LOSS_CON:
+            views["moco"] = "features"
+        if g.LOSS_SEM_AUGMIX:
+            views["augmix"] = "tokens"
+        return views
+
+    def custom_train_transform(self):
+        """The original view (the config's training transform) as ``img``, then each needed augmented view."""
+        cfg = self.cfg
+        self.view_keys = {}
+        transforms = [build_transform(cfg, is_train=True)]
+        size, mean, std = cfg.INPUT.SIZE, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
+        for view in self.needed_views():
+            if view == "moco":
+                transforms.append(build_mocov3_view(size, mean, std))
+            else:
+                transforms.append(build_augmix_view(size, mean, std, cfg.TRAINER.GOPRO.AUGMIX_SEVERITY))
+            self.view_keys[view] = f"img{len(transforms)}"
+        return transforms if len(transforms) > 1 else None
+
+    def build_custom_clip(self, clip_model, classnames):
+        views = ["orig", *[v for v, need in self.needed_views().items() if need == "tokens"]]
+        return GOProModel(clip_model, classnames, self.method_cfg, views, self.cfg.MODEL.TEXT_BATCH_SIZE)
+
+    def compute_loss(self, batch, image, label):
+        g = self.cfg.TRAINER.GOPRO
+        model = self.model
+        features, tokens = model.encode_images(image, with_tokens=True)
+        view_tokens = {"orig": tokens}
+        view_features = {}
+        for view, need in self.needed_views().items():
+            images = batch[self.view_keys[view]].to(self.device)
+            if need == "tokens":
+                view_features[view], view_tokens[view] = model.encode_images(images, with_tokens=True)
+            else:
+                view_features[view] = model.encode_images(images, with_tokens=False)
+        text = model.class_prompt_features(view_tokens)
+
+        z_orig = model.simproj(features)
+        logits = model.logits(z_orig if model.projector_in_logits else features, text["orig"])
+        loss_ce = F.cross_entropy(logits, label)
+        loss = g.W_CE * loss_ce
+        summary = {"loss_ce": loss_ce.item()}
+        if g.LOSS_SEM_MOCO or g.LOSS_SEM_AUGMIX:
+            loss_sem = sum(prompt_consistency_loss(text["orig"], text[view], g.SEM_DISTANCE)
+                           for view in ("moco", "augmix") if view in text)
+            loss = loss + g.W_SEM * loss_sem
+            summary["loss_sem"] = loss_sem.item()
+        if g.LOSS_CON:
+            loss_con = simclr_loss(z_orig, model.simproj(view_features["moco"]), g.CON_TEMPERATURE)
+            loss = loss + g.W_CON * loss_con
+            summary["loss_con"] = loss_con.item()
+        summary["loss"] = loss.item()
+        summary["acc"] = compute_accuracy(logits, label)[0].item()
+        return loss, summary
