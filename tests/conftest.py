@@ -57,3 +57,39 @@ def parse_accuracy(log_text):
               if line.startswith("* accuracy:")]
     assert values, "no accuracy line found"
     return values[-1]
+
+
+class LogCapture:
+    """Records of the ``promptlearn`` logger, whatever handlers a run in this process has installed."""
+
+    def __init__(self):
+        self.records = []
+
+    @property
+    def messages(self):
+        return [record.getMessage() for record in self.records]
+
+    @property
+    def text(self):
+        return "\n".join(self.messages)
+
+
+@pytest.fixture
+def engine_log():
+    """Capture every message logged under ``promptlearn`` (INFO and above) during a test."""
+    import logging
+
+    capture = LogCapture()
+
+    class _Handler(logging.Handler):
+        def emit(self, record):
+            capture.records.append(record)
+
+    logger = logging.getLogger("promptlearn")
+    handler = _Handler(level=logging.INFO)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield capture
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
