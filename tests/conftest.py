@@ -128,3 +128,23 @@ def engine_log():
     yield capture
     logger.removeHandler(handler)
     logger.setLevel(old_level)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, empty_weights_dir):
+    """Run ``train.py``'s command line in this process (``train.cli``, which ``python train.py`` calls);
+    returns (exit code, stdout, stderr). Faster than a subprocess: the imports are already done."""
+    import train
+    from promptlearn.utils.logger import close_logger
+
+    monkeypatch.setenv("CLIP_WEIGHTS_DIR", empty_weights_dir)
+
+    def run(argv):
+        try:
+            code = train.cli([str(a) for a in argv])
+        finally:
+            close_logger()
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

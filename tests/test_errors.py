@@ -5,33 +5,15 @@ CPU is a warning and the run continues in fp32. The CLI runs in this process (``
 what ``python train.py`` calls; test_train_cli.py checks a real process's exit code and stderr."""
 import os
 
-import pytest
 import torch
 import yaml
 from conftest import REPO_ROOT
 
 import train
 from promptlearn.engine import build_trainer
-from promptlearn.utils.logger import close_logger
 
 DATASET_YAML = os.path.join(REPO_ROOT, "configs", "datasets", "demo_shapes.yaml")
 COOP_YAML = os.path.join(REPO_ROOT, "configs", "trainers", "CoOp", "tiny_vit_demo.yaml")
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch, empty_weights_dir):
-    """Run the command line in this process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("CLIP_WEIGHTS_DIR", empty_weights_dir)
-
-    def run(argv):
-        try:
-            code = train.cli([str(a) for a in argv])
-        finally:
-            close_logger()
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
 
 
 def coop(root, output_dir, *opts, trainer="CoOp", dataset_yaml=DATASET_YAML, config_yaml=COOP_YAML, flags=()):
