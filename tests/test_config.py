@@ -1,5 +1,7 @@
 """Config: Dassl's default values (REFERENCE §1.3), the keys trainers add in ``extend_cfg``, train.py's
 merge order and flags (``--seed 0`` included), and typo suggestions for unknown keys."""
+import os
+
 import pytest
 import yaml
 from conftest import REPO_ROOT
@@ -226,3 +228,11 @@ def test_other_bad_config_input(tmp_path):
         parse(["--dataset-config-file", f"{REPO_ROOT}/configs/datasets/demo_shapes.yaml"])
     with pytest.raises(UserError, match="dataset"):
         parse(["--trainer", "CoOp"])
+
+
+def test_seed_zero_is_used_by_a_run(cli, demo_root, tmp_path):
+    code, out, err = cli(base_argv() + ["--root", demo_root, "--seed", "0", "--output-dir", tmp_path / "out",
+                                        "--no-train", "DATASET.NUM_SHOTS", "3"])
+    assert code == 0, err
+    assert "Setting fixed seed: 0" in out.splitlines()
+    assert os.path.isfile(os.path.join(demo_root, "demo_shapes", "split_fewshot", "shot_3-seed_0.pkl"))
