@@ -2,6 +2,7 @@
 (weights-only) unpickler with clear errors for missing, corrupt or unsafe files, Dassl's partial weight
 loading, and a NaN loss that stops training with one message while the earlier checkpoints stay."""
 import os
+import stat
 
 import pytest
 import torch
@@ -50,6 +51,23 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         raise RuntimeError("killed while writing")
     assert path.read_bytes() == b"good checkpoint"
     assert os.listdir(tmp_path) == ["model.pth.tar-1"]
+
+
+def test_atomically_written_files_get_ordinary_permissions(tmp_path):
+    """Files written through a temporary file get the permissions any new file gets (the umask applies),
+    so checkpoints, results.json and few-shot caches stay readable by others as usual."""
+    old_umask = os.umask(0o022)
+    try:
+        (tmp_path / "ordinary.txt").write_text("x")
+        path = save_checkpoint(state(1), str(tmp_path / "prompt_learner"))
+        with atomic_write(str(tmp_path / "results.json")) as f:
+            f.write("{}")
+    finally:
+        os.umask(old_umask)
+    expected = stat.S_IMODE(os.stat(tmp_path / "ordinary.txt").st_mode)
+    assert expected == 0o644
+    for written in [path, os.path.join(os.path.dirname(path), "checkpoint"), str(tmp_path / "results.json")]:
+        assert stat.S_IMODE(os.stat(written).st_mode) == expected, written
 
 
 def test_load_checkpoint_errors(tmp_path):
