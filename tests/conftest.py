@@ -1,4 +1,4 @@
-"""Shared test fixtures: the repository on sys.path, a small generated DemoShapes tree, helpers that run
+"""Shared test fixtures: the repository on sys.path, a small generated DemoShapes tree, functions that run
 ``train.py`` in a subprocess exactly as a user would (no CLIP weights available), one after another or
 overlapping (``start_train``/``finish_train``), the same command line in this process (``cli``), and a
 capture of the engine's log messages (``engine_log``)."""

@@ -132,11 +132,11 @@ def test_no_transform_and_bad_names():
 @pytest.fixture
 def images(tmp_path):
     items = []
-    for label, colour in enumerate([(255, 0, 0), (0, 255, 0)]):
+    for label in range(2):
         path = tmp_path / f"img{label}.png"
-        img = Image.new("RGB", (48, 40), colour)
-        img.putpixel((3, 5), (0, 0, 255))
-        img.save(path)
+        y, x = torch.meshgrid(torch.arange(40), torch.arange(48), indexing="ij")
+        pixels = torch.stack([x * 5, y * 6, (x + y + 100 * label) % 256], dim=-1).to(torch.uint8)  # no two crops alike
+        Image.fromarray(pixels.numpy()).save(path)
         items.append(Datum(impath=str(path), label=label, domain=label, classname=f"c{label}"))
     return items
 
