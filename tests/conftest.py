@@ -1,9 +1,12 @@
-"""Shared test fixtures: the repository on sys.path, a small generated DemoShapes tree, and a helper
-that runs ``train.py`` in a subprocess exactly as a user would (no CLIP weights available)."""
+"""Shared test fixtures: the repository on sys.path, a small generated DemoShapes tree, functions that run
+``train.py`` in a subprocess exactly as a user would (no CLIP weights available), one after another or
+overlapping (``start_train``/``finish_train``), the same command line in this process (``cli``), and a
+capture of the engine's log messages (``engine_log``)."""
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -31,15 +34,49 @@ def empty_weights_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("clip_weights"))
 
 
-def run_train(args, env_extra=None, check=True, timeout=600):
-    """Run ``python train.py ARGS`` from the repository root; returns the CompletedProcess."""
+def _train_env(env_extra=None):
     env = dict(os.environ)
     env.setdefault("CLIP_WEIGHTS_DIR", os.path.join(REPO_ROOT, ".no_clip_weights_in_tests"))
     env["PYTHONUNBUFFERED"] = "1"
     if env_extra:
         env.update(env_extra)
+    return env
+
+
+def run_train(args, env_extra=None, check=True, timeout=600):
+    """Run ``python train.py ARGS`` from the repository root; returns the CompletedProcess."""
     proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "train.py"), *map(str, args)], cwd=REPO_ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+                          env=_train_env(env_extra), capture_output=True, text=True, timeout=timeout)
+    return _checked(proc, check)
+
+
+def start_train(args, env_extra=None):
+    """Start ``python train.py ARGS`` in the background, so that several runs overlap their start-up
+    imports; ``finish_train`` waits for it and returns a CompletedProcess. Output goes to temporary
+    files, not pipes, so a run never blocks on a full pipe while another one is awaited."""
+    out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")  # noqa: SIM115  (closed in finish_train)
+    popen = subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "train.py"), *map(str, args)], cwd=REPO_ROOT,
+                             env=_train_env(env_extra), stdout=out, stderr=err, text=True)
+    popen.train_args, popen.train_files = [str(a) for a in args], (out, err)
+    return popen
+
+
+def finish_train(popen, check=True, timeout=600):
+    try:
+        popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+        raise
+    texts = []
+    for f in popen.train_files:
+        f.seek(0)
+        texts.append(f.read())
+        f.close()
+    return _checked(subprocess.CompletedProcess(popen.train_args, popen.returncode, *texts), check)
+
+
+def _checked(proc, check):
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout[-4000:]}\n"
                              f"STDERR:\n{proc.stderr[-4000:]}")
@@ -57,3 +94,59 @@ def parse_accuracy(log_text):
               if line.startswith("* accuracy:")]
     assert values, "no accuracy line found"
     return values[-1]
+
+
+class LogCapture:
+    """Records of the ``promptlearn`` logger, whatever handlers a run in this process has installed."""
+
+    def __init__(self):
+        self.records = []
+
+    @property
+    def messages(self):
+        return [record.getMessage() for record in self.records]
+
+    @property
+    def text(self):
+        return "\n".join(self.messages)
+
+
+@pytest.fixture
+def engine_log():
+    """Capture every message logged under ``promptlearn`` (INFO and above) during a test."""
+    import logging
+
+    capture = LogCapture()
+
+    class _Handler(logging.Handler):
+        def emit(self, record):
+            capture.records.append(record)
+
+    logger = logging.getLogger("promptlearn")
+    handler = _Handler(level=logging.INFO)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield capture
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, empty_weights_dir):
+    """Run ``train.py``'s command line in this process (``train.cli``, which ``python train.py`` calls);
+    returns (exit code, stdout, stderr). Faster than a subprocess: the imports are already done."""
+    import train
+    from promptlearn.utils.logger import close_logger
+
+    monkeypatch.setenv("CLIP_WEIGHTS_DIR", empty_weights_dir)
+
+    def run(argv):
+        try:
+            code = train.cli([str(a) for a in argv])
+        finally:
+            close_logger()
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -17,6 +17,7 @@ import random
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..errors import UserError
 from ..utils.tools import write_json
 
 logger = logging.getLogger(__name__)
@@ -100,17 +101,21 @@ def make_demo_dataset(root: str, seed: int = 0, split_sizes: dict = None, size: 
     rng = random.Random(seed)
     dataset_dir = os.path.join(os.path.abspath(os.path.expanduser(root)), DATASET_DIR)
     split = {name: [] for name in split_sizes}
-    for label, classname in enumerate(CLASSNAMES):
-        class_dir = os.path.join(dataset_dir, "images", classname)
-        os.makedirs(class_dir, exist_ok=True)
-        index = 0
-        for split_name, count in split_sizes.items():
-            for _ in range(count):
-                relpath = f"{classname}/{classname}_{index:03d}.jpg"
-                render(classname, rng, size).save(os.path.join(dataset_dir, "images", relpath), quality=92)
-                split[split_name].append([relpath, label, classname])
-                index += 1
-    write_json(split, os.path.join(dataset_dir, SPLIT_FILE))
+    try:
+        for label, classname in enumerate(CLASSNAMES):
+            class_dir = os.path.join(dataset_dir, "images", classname)
+            os.makedirs(class_dir, exist_ok=True)
+            index = 0
+            for split_name, count in split_sizes.items():
+                for _ in range(count):
+                    relpath = f"{classname}/{classname}_{index:03d}.jpg"
+                    render(classname, rng, size).save(os.path.join(dataset_dir, "images", relpath), quality=92)
+                    split[split_name].append([relpath, label, classname])
+                    index += 1
+        write_json(split, os.path.join(dataset_dir, SPLIT_FILE))
+    except OSError as err:
+        raise UserError(f"cannot write the demo dataset to {dataset_dir} ({err.strerror or err}); "
+                        "pass --root a folder that can be created and written.") from None
     return dataset_dir
 
 

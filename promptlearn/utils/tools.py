@@ -4,7 +4,7 @@ import json
 import os
 import random
 import sys
-import tempfile
+import uuid
 import warnings
 
 import numpy as np
@@ -30,7 +30,9 @@ def atomic_write(path: str, mode: str = "w"):
     """Write to a temporary file beside ``path`` and rename it into place, so readers never see half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     mkdir_if_missing(directory)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    # created like open() creates files (0o666 minus the umask); mkstemp would make it private (0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, mode) as f:
             yield f

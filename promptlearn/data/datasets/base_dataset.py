@@ -186,8 +186,7 @@ class DatasetBase:
                     raise KeyError("val")
                 logger.info(f"Loading preprocessed few-shot data from {fpath}")
                 return cached_train, (cached_val if val is not None else None)
-            except (OSError, EOFError, pickle.UnpicklingError, KeyError, TypeError, AttributeError,
-                    ValueError, IndexError) as err:
+            except Exception as err:  # a damaged pickle can fail in many ways (ImportError, OverflowError, ...)
                 logger.warning(f"WARNING: few-shot cache {fpath} is unreadable ({err!r}); regenerating it")
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
         data = {"train": train}
