@@ -28,6 +28,10 @@ class Piece:
     is_dir: bool = False
     role: str = REQUIRED
 
+    @property
+    def description(self) -> str:
+        return f"{self.what} {'folder' if self.is_dir else 'file'}"
+
 
 class Layout:
     """The absolute paths of one dataset's pieces under a data root."""
@@ -87,17 +91,17 @@ class Layout:
         if not os.path.isdir(self.dataset_dir):
             raise self.error(f"dataset folder {self.dataset_dir} not found")
         missing = self.missing()
-        if not missing:
-            return
-        first = missing[0]
-        kind = "folder" if first.is_dir else "file"
-        if first.role == SOURCE:
-            split = self.split_piece
-            raise self.error(f"split file {self.path(split.relpath)} not found, and it cannot be generated "
-                             f"because the {first.what} {kind} {self.path(first.relpath)} is missing too "
+        required = [piece for piece in missing if piece.role == REQUIRED]
+        if required:
+            first = required[0]
+            raise self.error(f"{first.description} {self.path(first.relpath)} not found")
+        sources = [piece for piece in missing if piece.role == SOURCE]
+        if sources:
+            first = sources[0]
+            raise self.error(f"split file {self.path(self.split_piece.relpath)} not found, and it cannot be generated "
+                             f"because the {first.description} {self.path(first.relpath)} is missing too "
                              f"(download the split file with: python -m promptlearn.tools.download_data "
                              f"--root {self.root} --dataset {self.name} --splits-only)")
-        raise self.error(f"{first.what} {kind} {self.path(first.relpath)} not found")
 
 
 def read_or_generate_split(layout: Layout, image_dir: str,

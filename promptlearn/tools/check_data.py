@@ -16,10 +16,6 @@ from ..errors import UserError
 from .dataset_catalog import import_readers, resolve_names
 
 
-def _describe(piece) -> str:
-    return f"{piece.what} {'folder' if piece.is_dir else 'file'}"
-
-
 def check_dataset(reader: type, root: str) -> Tuple[bool, List[str]]:
     """Whether one dataset is complete, and the report lines (a status line, then one line per piece)."""
     from datasets.layout import SOURCE, SPLIT, Layout
@@ -35,16 +31,16 @@ def check_dataset(reader: type, root: str) -> Tuple[bool, List[str]]:
     for piece in layout.pieces:
         path = layout.path(piece.relpath) + (os.sep if piece.is_dir else "")
         if layout.exists(piece):
-            lines.append(f"  found    {path}  ({_describe(piece)})")
+            lines.append(f"  found    {path}  ({piece.description})")
         elif piece.role == SOURCE and split_exists:
             continue
         elif piece.role == SPLIT and not layout.missing():
             missing = True
-            lines.append(f"  MISSING  {path}  (published {_describe(piece)}; training would generate a new, "
+            lines.append(f"  MISSING  {path}  (published {piece.description}; training would generate a new, "
                          "different split; fetch the published one with download_data --splits-only)")
         else:
             missing = True
-            lines.append(f"  MISSING  {path}  ({_describe(piece)})")
+            lines.append(f"  MISSING  {path}  ({piece.description})")
     if not missing:
         try:
             lists = reader.read_lists(layout)
