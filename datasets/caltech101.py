@@ -1,8 +1,10 @@
 """Caltech101: 100 object classes from ``101_ObjectCategories`` with CoOp's split file."""
+from typing import Tuple
+
 from promptlearn.data.datasets import DATASET_REGISTRY
 from promptlearn.data.datasets.splits import read_and_split_data
 
-from .layout import SPLIT, Piece, SplitFileDataset
+from .layout import SPLIT, Layout, Piece, SplitFileDataset
 
 IGNORED = ("BACKGROUND_Google", "Faces_easy")
 NEW_CNAMES = {"airplanes": "airplane", "Faces": "face", "Leopards": "leopard", "Motorbikes": "motorbike"}
@@ -21,5 +23,5 @@ class Caltech101(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         return read_and_split_data(layout.path(cls.image_folder), ignored=IGNORED, new_cnames=NEW_CNAMES)

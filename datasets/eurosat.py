@@ -1,8 +1,10 @@
 """EuroSAT: 10 land-use classes of Sentinel-2 RGB tiles from ``2750/<Class>/`` with CoOp's split file."""
+from typing import Tuple
+
 from promptlearn.data.datasets import DATASET_REGISTRY
 from promptlearn.data.datasets.splits import read_and_split_data
 
-from .layout import SPLIT, Piece, SplitFileDataset
+from .layout import SPLIT, Layout, Piece, SplitFileDataset
 
 NEW_CNAMES = {
     "AnnualCrop": "Annual Crop Land",
@@ -31,5 +33,5 @@ class EuroSAT(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         return read_and_split_data(layout.path(cls.image_folder), new_cnames=NEW_CNAMES)

@@ -1,10 +1,11 @@
 """FGVCAircraft: 100 aircraft variants; the official train/val/test lists are read on every run."""
 import os
+from typing import Dict
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.image_files import check_images_exist
 
-from .layout import LayoutDataset, Piece, read_text_lines
+from .layout import Layout, LayoutDataset, Piece, read_text_lines
 
 SPLIT_FILES = {"train": "images_variant_train.txt", "val": "images_variant_val.txt",
                "test": "images_variant_test.txt"}
@@ -24,7 +25,7 @@ class FGVCAircraft(LayoutDataset):
     )
 
     @classmethod
-    def read_lists(cls, layout):
+    def read_lists(cls, layout: Layout) -> Dict[str, list]:
         classnames = read_text_lines(layout, "variants.txt")
         cname2lab = {name: label for label, name in enumerate(classnames)}
         lists = {split: cls.read_split_list(layout, relpath, cname2lab) for split, relpath in SPLIT_FILES.items()}
@@ -32,7 +33,7 @@ class FGVCAircraft(LayoutDataset):
         return lists
 
     @classmethod
-    def read_split_list(cls, layout, relpath: str, cname2lab: dict) -> list:
+    def read_split_list(cls, layout: Layout, relpath: str, cname2lab: dict) -> list:
         items = []
         for number, line in enumerate(read_text_lines(layout, relpath), start=1):
             image_id, _, classname = line.partition(" ")

@@ -1,8 +1,10 @@
 """Food101: 101 dish classes from ``images/<class>/`` with CoOp's split file."""
+from typing import Tuple
+
 from promptlearn.data.datasets import DATASET_REGISTRY
 from promptlearn.data.datasets.splits import read_and_split_data
 
-from .layout import SPLIT, Piece, SplitFileDataset
+from .layout import SPLIT, Layout, Piece, SplitFileDataset
 
 
 @DATASET_REGISTRY.register()
@@ -18,5 +20,5 @@ class Food101(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         return read_and_split_data(layout.path(cls.image_folder))

@@ -6,6 +6,7 @@ import os
 import pickle
 from collections import OrderedDict
 from itertools import chain
+from typing import Dict, Iterable, Optional, Tuple
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.base_dataset import load_pickle, save_pickle
@@ -25,7 +26,7 @@ def class_folders(image_dir: str) -> list:
     return sorted(entry.name for entry in os.scandir(image_dir) if entry.is_dir() and not entry.name.startswith("."))
 
 
-def scan_class_folders(layout: Layout, image_dir: str, folders) -> list:
+def scan_class_folders(layout: Layout, image_dir: str, folders: Iterable[Tuple[str, int, str]]) -> list:
     """Datum for every image of ``folders`` (``(folder, label, classname)`` triples), in sorted file order
     so that the lists, and the few-shot picks drawn from them, do not depend on the file system."""
     items = []
@@ -78,11 +79,11 @@ class ImageNet(LayoutDataset):
         return classnames
 
     @classmethod
-    def read_lists(cls, layout):
+    def read_lists(cls, layout: Layout) -> Dict[str, list]:
         return cls.load_preprocessed(layout) or cls.scan(layout)
 
     @classmethod
-    def scan(cls, layout) -> dict:
+    def scan(cls, layout: Layout) -> Dict[str, list]:
         classnames = cls.read_classnames(layout.path(CLASSNAMES_FILE))
         train_dir, val_dir = layout.path("images/train"), layout.path("images/val")
         train_folders = wnid_folders(layout, train_dir, classnames)
@@ -96,7 +97,7 @@ class ImageNet(LayoutDataset):
                 "test": scan_class_folders(layout, val_dir, val_folders)}
 
     @staticmethod
-    def load_preprocessed(layout) -> dict:
+    def load_preprocessed(layout: Layout) -> Optional[Dict[str, list]]:
         """The cached lists, or None when absent or unusable (unreadable, or naming images that are not
         under the current image folder or do not exist, e.g. after the data root was moved)."""
         path = layout.path(PREPROCESSED)
@@ -120,7 +121,7 @@ class ImageNet(LayoutDataset):
         logger.info(f"Loading preprocessed data from {path}")
         return lists
 
-    def build(self, cfg, layout):
+    def build(self, cfg, layout: Layout) -> Tuple[list, list, list]:
         lists = self.load_preprocessed(layout)
         if lists is None:
             lists = self.scan(layout)
@@ -142,16 +143,16 @@ class ImageNetTestSet(LayoutDataset):
     image_folder = ""
 
     @classmethod
-    def read_classnames(cls, layout) -> dict:
+    def read_classnames(cls, layout: Layout) -> Dict[str, str]:
         return ImageNet.read_classnames(layout.path(CLASSNAMES_FILE))
 
     @classmethod
-    def read_lists(cls, layout):
+    def read_lists(cls, layout: Layout) -> Dict[str, list]:
         image_dir = layout.path(cls.image_folder)
         folders = wnid_folders(layout, image_dir, cls.read_classnames(layout))
         return {"test": scan_class_folders(layout, image_dir, folders)}
 
-    def build(self, cfg, layout):
+    def build(self, cfg, layout: Layout) -> Tuple[list, list, list]:
         if cfg.DATASET.NUM_SHOTS >= 1 or cfg.DATASET.SUBSAMPLE_CLASSES != "all":
             logger.info(f"{type(self).__name__} is a test set: DATASET.NUM_SHOTS and DATASET.SUBSAMPLE_CLASSES "
                         "are ignored")

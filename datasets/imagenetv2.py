@@ -1,8 +1,10 @@
 """ImageNetV2 (matched frequency): 10,000 test images in integer class folders ``0``..``999``."""
+from typing import Dict
+
 from promptlearn.data.datasets import DATASET_REGISTRY
 
 from .imagenet import CLASSNAMES_FILE, ImageNetTestSet, scan_class_folders
-from .layout import Piece
+from .layout import Layout, Piece
 
 NUM_IMAGENET_CLASSES = 1000
 
@@ -20,7 +22,7 @@ class ImageNetV2(ImageNetTestSet):
     )
 
     @classmethod
-    def read_lists(cls, layout):
+    def read_lists(cls, layout: Layout) -> Dict[str, list]:
         classnames = list(cls.read_classnames(layout).values())
         if len(classnames) < NUM_IMAGENET_CLASSES:
             raise layout.error(f"{layout.path(CLASSNAMES_FILE)} has {len(classnames)} classes; ImageNetV2 needs "

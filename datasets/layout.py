@@ -3,7 +3,7 @@ dataset's section of DATASETS.md, and the read-or-generate flow shared by the sp
 import logging
 import os
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from promptlearn.data.datasets import DatasetBase
 from promptlearn.data.datasets.image_files import check_images_exist
@@ -36,7 +36,7 @@ class Piece:
 class Layout:
     """The absolute paths of one dataset's pieces under a data root."""
 
-    def __init__(self, name: str, dataset_dir: str, pieces, root: str):
+    def __init__(self, name: str, dataset_dir: str, pieces: Iterable[Piece], root: str):
         if not root:
             raise UserError(f"{name}: no data root given; pass --root DATA (the folder that holds "
                             f"{dataset_dir}/); see {DOCS}#{name.lower()}")
@@ -64,7 +64,7 @@ class Layout:
         return os.path.isdir(path) if piece.is_dir else os.path.isfile(path)
 
     @property
-    def split_piece(self):
+    def split_piece(self) -> Optional[Piece]:
         return next((piece for piece in self.pieces if piece.role == SPLIT), None)
 
     def split_file_exists(self) -> bool:
@@ -111,7 +111,8 @@ def read_or_generate_split(layout: Layout, image_dir: str,
     Every listed image must exist; this is checked once, before a generated split is saved.
     """
     split_path = layout.path(layout.split_piece.relpath)
-    if os.path.isfile(split_path):
+    generated = not os.path.isfile(split_path)
+    if not generated:
         train, val, test = read_split(split_path, image_dir)
         source = split_path
     else:
@@ -122,7 +123,7 @@ def read_or_generate_split(layout: Layout, image_dir: str,
         train, val, test = generate()
         source = "the generated split"
     check_images_exist(train, val, test, source=source, hint=layout.hint)
-    if source != split_path:
+    if generated:
         save_split(train, val, test, split_path, image_dir)
     return train, val, test
 

@@ -1,6 +1,7 @@
 """OxfordFlowers (Flowers102): 102 flower species from ``jpg/`` with CoOp's split file (or the labels)."""
 import os
 from collections import defaultdict
+from typing import Tuple
 
 from scipy.io import loadmat
 
@@ -8,7 +9,7 @@ from promptlearn.data.datasets import DATASET_REGISTRY
 from promptlearn.data.datasets.splits import split_by_percentage
 from promptlearn.utils.tools import read_json
 
-from .layout import SOURCE, SPLIT, Piece, SplitFileDataset
+from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset
 
 LABEL_FILE = "imagelabels.mat"
 NAME_FILE = "cat_to_name.json"
@@ -29,7 +30,7 @@ class OxfordFlowers(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         label_path = layout.path(LABEL_FILE)
         try:
             labels = loadmat(label_path)["labels"][0]

@@ -1,10 +1,11 @@
 """OxfordPets: 37 cat and dog breeds from ``images/`` with CoOp's split file (or the official annotations)."""
 import os
+from typing import Tuple
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.splits import split_trainval
 
-from .layout import SOURCE, SPLIT, Piece, SplitFileDataset, read_text_lines
+from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset, read_text_lines
 
 
 @DATASET_REGISTRY.register()
@@ -22,14 +23,14 @@ class OxfordPets(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         trainval = cls.read_annotations(layout, "annotations/trainval.txt")
         test = cls.read_annotations(layout, "annotations/test.txt")
         train, val = split_trainval(trainval)
         return train, val, test
 
     @classmethod
-    def read_annotations(cls, layout, relpath: str) -> list:
+    def read_annotations(cls, layout: Layout, relpath: str) -> list:
         """Lines ``<image name> <class id 1..37> <species> <breed id>``; the class name is the image name
         without its trailing ``_<number>``, lower-cased (``Abyssinian_100`` is an ``abyssinian``)."""
         image_dir = layout.path(cls.image_folder)

@@ -1,12 +1,13 @@
 """StanfordCars: 196 car models from ``cars_train/`` and ``cars_test/`` with CoOp's split file (or the devkit)."""
 import os
+from typing import Tuple
 
 from scipy.io import loadmat
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.splits import split_trainval
 
-from .layout import SOURCE, SPLIT, Piece, SplitFileDataset
+from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset
 
 TRAIN_ANNOS = "devkit/cars_train_annos.mat"
 TEST_ANNOS = "cars_test_annos_withlabels.mat"
@@ -31,19 +32,22 @@ class StanfordCars(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         trainval = cls.read_annotations(layout, "cars_train", TRAIN_ANNOS)
         test = cls.read_annotations(layout, "cars_test", TEST_ANNOS)
         train, val = split_trainval(trainval)
         return train, val, test
 
     @staticmethod
-    def read_annotations(layout, image_folder: str, anno_relpath: str) -> list:
+    def read_annotations(layout: Layout, image_folder: str, anno_relpath: str) -> list:
         annotations = _load_mat(layout, anno_relpath, "annotations")[0]
         class_names = _load_mat(layout, META, "class_names")[0]
         items = []
         for record in annotations:
             label = int(record["class"][0, 0]) - 1
+            if not 0 <= label < len(class_names):
+                raise layout.error(f"{layout.path(anno_relpath)} has class {label + 1}, which is not in "
+                                   f"{layout.path(META)} ({len(class_names)} classes)")
             words = str(class_names[label][0]).split(" ")
             classname = " ".join(words[-1:] + words[:-1])
             impath = os.path.join(layout.dataset_dir, image_folder, str(record["fname"][0]))
@@ -51,7 +55,7 @@ class StanfordCars(SplitFileDataset):
         return items
 
 
-def _load_mat(layout, relpath: str, key: str):
+def _load_mat(layout: Layout, relpath: str, key: str):
     path = layout.path(relpath)
     try:
         return loadmat(path)[key]

@@ -1,10 +1,11 @@
 """SUN397: 397 scene classes from ``SUN397/<letter>/<class path>/`` with CoOp's split file."""
 import os
+from typing import Tuple
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.splits import split_trainval
 
-from .layout import SOURCE, SPLIT, Piece, SplitFileDataset, read_text_lines
+from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset, read_text_lines
 
 
 def display_name(class_path: str) -> str:
@@ -29,8 +30,8 @@ class SUN397(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
-        class_paths = [line[1:] for line in read_text_lines(layout, "ClassName.txt")]
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
+        class_paths = [line.lstrip("/") for line in read_text_lines(layout, "ClassName.txt")]
         cname2lab = {path: label for label, path in enumerate(class_paths)}
         trainval = cls.read_partition(layout, "Training_01.txt", cname2lab)
         test = cls.read_partition(layout, "Testing_01.txt", cname2lab)
@@ -38,11 +39,11 @@ class SUN397(SplitFileDataset):
         return train, val, test
 
     @classmethod
-    def read_partition(cls, layout, relpath: str, cname2lab: dict) -> list:
+    def read_partition(cls, layout: Layout, relpath: str, cname2lab: dict) -> list:
         """Lines ``/a/abbey/sun_xxx.jpg``: the parent folder is the class path."""
         items = []
         for number, line in enumerate(read_text_lines(layout, relpath), start=1):
-            imname = line[1:]
+            imname = line.lstrip("/")
             class_path = os.path.dirname(imname)
             if class_path not in cname2lab:
                 raise layout.error(f'line {number} of {layout.path(relpath)} is in class "{class_path}", which is '

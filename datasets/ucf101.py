@@ -1,11 +1,12 @@
 """UCF101: 101 human actions, one middle frame per video, from ``UCF-101-midframes/`` with CoOp's split file."""
 import os
 import re
+from typing import Tuple
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.splits import split_trainval
 
-from .layout import SOURCE, SPLIT, Piece, SplitFileDataset, read_text_lines
+from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset, read_text_lines
 
 LIST_DIR = "ucfTrainTestlist"
 
@@ -32,7 +33,7 @@ class UCF101(SplitFileDataset):
     )
 
     @classmethod
-    def generate_split(cls, layout):
+    def generate_split(cls, layout: Layout) -> Tuple[list, list, list]:
         relpath = f"{LIST_DIR}/classInd.txt"
         cname2lab = {}
         for number, line in enumerate(read_text_lines(layout, relpath), start=1):
@@ -46,7 +47,7 @@ class UCF101(SplitFileDataset):
         return train, val, test
 
     @classmethod
-    def read_video_list(cls, layout, relpath: str, cname2lab: dict) -> list:
+    def read_video_list(cls, layout: Layout, relpath: str, cname2lab: dict) -> list:
         """Lines ``<Action>/<video>.avi [label]``; the frame is ``<Renamed_Action>/<video>.jpg``."""
         items = []
         for number, line in enumerate(read_text_lines(layout, relpath), start=1):

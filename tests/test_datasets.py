@@ -24,6 +24,7 @@ from miniature_datasets import (
 
 from promptlearn.config import get_cfg_default
 from promptlearn.data.datasets import build_dataset
+from promptlearn.data.datasets.image_files import find_missing_files
 from promptlearn.errors import UserError
 from promptlearn.utils.tools import set_random_seed
 
@@ -418,6 +419,23 @@ def test_imagenet_preprocessed_file_is_reused_and_rebuilt_after_a_move(fresh, tm
     with caplog.at_level(logging.WARNING):
         build(moved, "ImageNet")
     assert caplog.text == ""  # the rebuilt file holds the new paths
+
+
+def test_image_check_lists_each_folder_once(tmp_path, monkeypatch):
+    """What keeps the check fast for ImageNet: one directory read per folder, not one stat per image."""
+    paths = []
+    for folder in ("a", "b", "c"):
+        (tmp_path / folder).mkdir()
+        for name in ("1.jpg", "2.jpg"):
+            (tmp_path / folder / name).write_bytes(b"x")
+        paths += [str(tmp_path / folder / name) for name in ("1.jpg", "2.jpg", "3.jpg")]
+    paths = paths * 1000 + [str(tmp_path / "gone" / "1.jpg")]
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or real_listdir(path))
+    missing = find_missing_files(paths)
+    assert sorted(listed) == sorted(str(tmp_path / folder) for folder in ("a", "b", "c", "gone"))
+    assert missing == [str(tmp_path / folder / "3.jpg") for folder in ("a", "b", "c")] * 1000 + [paths[-1]]
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -8,6 +8,7 @@ from typing import List
 import yaml
 
 from ..errors import UserError
+from ..utils.registry import Registry
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATASET_CONFIG_DIR = os.path.join(REPO_ROOT, "configs", "datasets")
@@ -18,7 +19,7 @@ DATASET_NAMES = ("ImageNet", "Caltech101", "OxfordPets", "StanfordCars", "Oxford
                  "ImageNetR")
 
 
-def import_readers():
+def import_readers() -> Registry:
     """Import the repository's ``datasets`` package (it registers the readers) and return the registry."""
     package_dir = os.path.join(REPO_ROOT, "datasets")
     if not os.path.isfile(os.path.join(package_dir, "__init__.py")):
