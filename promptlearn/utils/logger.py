@@ -11,6 +11,9 @@ import sys
 import time
 
 LOGGER_NAME = "promptlearn"
+# Loggers outside the engine package whose records go to the same console and file: the dataset readers
+# (``datasets.*``), which live at the repository root.
+EXTRA_LOGGER_NAMES = ("datasets",)
 
 
 class _Tee:
@@ -47,20 +50,22 @@ def log_file_path(output: str) -> str:
 
 
 def setup_logger(output: str = None, rank: int = 0) -> logging.Logger:
-    """Send ``promptlearn`` log records (and prints) to the console and, on rank 0, to the log file."""
+    """Send ``promptlearn`` and dataset-reader log records (and prints) to the console and, on rank 0, to the
+    log file."""
     close_logger()
     logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    loggers = [logger, *(logging.getLogger(name) for name in EXTRA_LOGGER_NAMES)]
     formatter = logging.Formatter("%(message)s")
 
     console = sys.stdout
     _state["console"] = console
     handler = logging.StreamHandler(console)
     handler.setFormatter(formatter)
-    logger.addHandler(handler)
+    for each in loggers:
+        each.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+        each.propagate = False
+        each.addHandler(handler)
     if rank != 0:
-        logger.setLevel(logging.WARNING)
         return logger
 
     if output:
@@ -72,7 +77,8 @@ def setup_logger(output: str = None, rank: int = 0) -> logging.Logger:
         _state["file"] = log_file
         file_handler = logging.StreamHandler(log_file)
         file_handler.setFormatter(formatter)
-        logger.addHandler(file_handler)
+        for each in loggers:
+            each.addHandler(file_handler)
         sys.stdout = _Tee(console, log_file)
     return logger
 
@@ -86,9 +92,10 @@ def write_to_log_file(msg: str) -> None:
 
 def close_logger() -> None:
     """Detach the handlers and restore stdout (used between runs in one process, e.g. tests)."""
-    logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
+    for name in (LOGGER_NAME, *EXTRA_LOGGER_NAMES):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
     if _state["console"] is not None:
         sys.stdout = _state["console"]
         _state["console"] = None

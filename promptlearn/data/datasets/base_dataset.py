@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from ...errors import UserError
 from ...utils.tools import atomic_write, mkdir_if_missing
+from .image_files import find_missing_files
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,18 @@ def load_pickle(fpath: str):
 def save_pickle(obj, fpath: str) -> None:
     with atomic_write(fpath, "wb") as f:
         pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _stale_cache_problem(cached, source):
+    """Why a cached few-shot list cannot be reused with ``source`` (the full list it was drawn from), or None."""
+    missing = find_missing_files(item.impath for item in cached)
+    if missing:
+        return f"names an image that does not exist ({missing[0]}; was the data root moved?)"
+    current = {item.impath: (item.label, item.classname) for item in source}
+    for item in cached:
+        if current.get(item.impath) != (item.label, item.classname):
+            return f"holds an item that is not in the current split ({item.impath}, label {item.label})"
+    return None
 
 
 class DatasetBase:
@@ -173,7 +186,9 @@ class DatasetBase:
         """Few-shot train (K per class) and val (min(K, 4) per class), cached in ``cache_dir``.
 
         The cache ``shot_<K>-seed_<S>.pkl`` holds the lists before class subsampling, so base, new and
-        all share it. It is written atomically; an unreadable cache is regenerated with a warning.
+        all share it. It is written atomically. A cache that is unreadable, names an image that does not
+        exist (its paths are absolute, so a moved data root breaks it) or holds items that are not in the
+        current lists is regenerated with a warning.
         With ``val=None`` (ImageNet) only train is sampled and cached.
         """
         mkdir_if_missing(cache_dir)
@@ -184,10 +199,16 @@ class DatasetBase:
                 cached_train, cached_val = data["train"], data.get("val")
                 if val is not None and cached_val is None:
                     raise KeyError("val")
-                logger.info(f"Loading preprocessed few-shot data from {fpath}")
-                return cached_train, (cached_val if val is not None else None)
             except Exception as err:  # a damaged pickle can fail in many ways (ImportError, OverflowError, ...)
                 logger.warning(f"WARNING: few-shot cache {fpath} is unreadable ({err!r}); regenerating it")
+            else:
+                problem = _stale_cache_problem(cached_train, train)
+                if problem is None and val is not None:
+                    problem = _stale_cache_problem(cached_val, val)
+                if problem is None:
+                    logger.info(f"Loading preprocessed few-shot data from {fpath}")
+                    return cached_train, (cached_val if val is not None else None)
+                logger.warning(f"WARNING: few-shot cache {fpath} {problem}; regenerating it")
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
         data = {"train": train}
         if val is not None:

@@ -66,12 +66,13 @@ def split_trainval(trainval, p_val: float = 0.2):
     return train, val
 
 
-def read_and_split_data(image_dir: str, p_trn: float = 0.5, p_val: float = 0.2, ignored=(), new_cnames=None):
-    """Split every class folder of ``image_dir`` into train/val/test (50/20/30 by default).
+def split_by_percentage(groups, p_trn: float = 0.5, p_val: float = 0.2):
+    """Split each class's images into train/val/test: the reference's per-class 50/20/30 rule.
 
-    Categories are the sorted folder names minus ``ignored``; the label is the index in that list.
+    ``groups`` holds ``(label, classname, impaths)`` in the order to process. Each list of impaths is
+    shuffled in place with Python's ``random``; round(p_trn * n) go to train, round(p_val * n) to val and
+    the rest to test, and every part must be non-empty.
     """
-    categories = sorted(c for c in listdir_nohidden(image_dir) if c not in ignored)
     p_tst = 1 - p_trn - p_val
     logger.info(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {p_tst:.0%} test")
 
@@ -79,21 +80,34 @@ def read_and_split_data(image_dir: str, p_trn: float = 0.5, p_val: float = 0.2, 
         return [Datum(impath=im, label=y, classname=c) for im in ims]
 
     train, val, test = [], [], []
-    for label, category in enumerate(categories):
-        category_dir = os.path.join(image_dir, category)
-        # sorted so that a generated split does not depend on the file system's listing order
-        images = [os.path.join(category_dir, im) for im in listdir_nohidden(category_dir, sort=True)]
-        random.shuffle(images)
-        n_total = len(images)
+    for label, classname, impaths in groups:
+        random.shuffle(impaths)
+        n_total = len(impaths)
         n_train = round(n_total * p_trn)
         n_val = round(n_total * p_val)
         n_test = n_total - n_train - n_val
         if not (n_train > 0 and n_val > 0 and n_test > 0):
-            raise UserError(f'class folder "{category_dir}" has {n_total} images: too few to split into '
+            where = f" ({os.path.dirname(impaths[0])})" if impaths else ""
+            raise UserError(f'class "{classname}"{where} has {n_total} images: too few to split into '
                             "train, val and test (at least 4 are needed)")
-        if new_cnames is not None and category in new_cnames:
-            category = new_cnames[category]
-        train.extend(_collate(images[:n_train], label, category))
-        val.extend(_collate(images[n_train:n_train + n_val], label, category))
-        test.extend(_collate(images[n_train + n_val:], label, category))
+        train.extend(_collate(impaths[:n_train], label, classname))
+        val.extend(_collate(impaths[n_train:n_train + n_val], label, classname))
+        test.extend(_collate(impaths[n_train + n_val:], label, classname))
     return train, val, test
+
+
+def read_and_split_data(image_dir: str, p_trn: float = 0.5, p_val: float = 0.2, ignored=(), new_cnames=None):
+    """Split every class folder of ``image_dir`` into train/val/test (50/20/30 by default).
+
+    Categories are the sorted folder names minus ``ignored``; the label is the index in that list, and
+    ``new_cnames`` maps a folder name to its class name.
+    """
+    categories = sorted(c for c in listdir_nohidden(image_dir) if c not in ignored)
+    groups = []
+    for label, category in enumerate(categories):
+        category_dir = os.path.join(image_dir, category)
+        # sorted so that a generated split does not depend on the file system's listing order
+        images = [os.path.join(category_dir, im) for im in listdir_nohidden(category_dir, sort=True)]
+        classname = new_cnames.get(category, category) if new_cnames else category
+        groups.append((label, classname, images))
+    return split_by_percentage(groups, p_trn=p_trn, p_val=p_val)

@@ -1,0 +1,17 @@
+"""ImageNetR: renditions (art, cartoons, toys, ...) of 200 ImageNet classes in ``imagenet-r/<wnid>/``."""
+from promptlearn.data.datasets import DATASET_REGISTRY
+
+from .imagenet import CLASSNAMES_FILE, ImageNetTestSet
+from .layout import Piece
+
+
+@DATASET_REGISTRY.register()
+class ImageNetR(ImageNetTestSet):
+    """The 200 folders give labels 0..199 (the archive's README.txt is not a class): a 200-way classifier."""
+
+    dataset_dir = "imagenet-rendition"
+    image_folder = "imagenet-r"
+    pieces = (
+        Piece(image_folder, "image", is_dir=True),
+        Piece(CLASSNAMES_FILE, "class list"),
+    )
