@@ -75,10 +75,16 @@ def test_batched_prompts_equal_a_loop_over_images(tiny_clip):
 
 
 def test_meta_net_follows_clip_precision():
-    model = CoCoOpModel(load_clip("tiny-ViT"), CLASSNAMES, cocoop_cfg())  # CLIP's own fp16 weights (PREC fp16)
-    assert {p.dtype for p in model.learnable_module().parameters()} == {torch.float16}
-    model = CoCoOpModel(load_clip("tiny-ViT").float(), CLASSNAMES, cocoop_cfg())
-    assert {p.dtype for p in model.learnable_module().parameters()} == {torch.float32}
+    images = torch.randn(2, 3, 32, 32)
+    logits = {}
+    for dtype, clip_model in [(torch.float16, load_clip("tiny-ViT")), (torch.float32, load_clip("tiny-ViT").float())]:
+        torch.manual_seed(0)
+        model = CoCoOpModel(clip_model, CLASSNAMES, cocoop_cfg())  # CLIP's own fp16 weights: PREC fp16
+        assert {p.dtype for p in model.learnable_module().parameters()} == {dtype}
+        logits[dtype] = model(images)
+        F.cross_entropy(logits[dtype].float(), torch.tensor([0, 1])).backward()
+        assert {p.grad.dtype for p in model.learnable_module().parameters()} == {dtype}
+    torch.testing.assert_close(logits[torch.float16].float(), logits[torch.float32], atol=2e-2, rtol=1e-2)
 
 
 def test_vit_b16_learnable_parameters():

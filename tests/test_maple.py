@@ -141,11 +141,20 @@ def test_init_checkpoint_keys_and_official_checkpoints(tiny_clip):
 
 
 def test_dtypes_follow_clip_precision():
-    fp16 = MaPLeModel(load_clip("tiny-ViT"), CLASSNAMES, maple_cfg(3)).prompt_learner  # PREC fp16
-    assert fp16.ctx.dtype == fp16.proj.weight.dtype == torch.float16
-    assert fp16.compound_prompts_text[0].dtype == fp16.compound_prompt_projections[0].weight.dtype == torch.float32
-    fp32 = MaPLeModel(load_clip("tiny-ViT").float(), CLASSNAMES, maple_cfg(3)).prompt_learner  # PREC fp32 / amp
-    assert {p.dtype for p in fp32.parameters()} == {torch.float32}
+    images = torch.randn(2, 3, 32, 32)
+    logits = {}
+    for prec, clip_model in [("fp16", load_clip("tiny-ViT")), ("fp32", load_clip("tiny-ViT").float())]:
+        torch.manual_seed(0)
+        model = MaPLeModel(clip_model, CLASSNAMES, maple_cfg(3))
+        learner = model.prompt_learner
+        # the context and proj follow CLIP (fp16 under PREC fp16, fp32 under fp32/amp); deep prompts are fp32
+        assert learner.ctx.dtype == learner.proj.weight.dtype == clip_model.dtype
+        assert learner.compound_prompts_text[0].dtype == learner.compound_prompt_projections[0].weight.dtype
+        assert learner.compound_prompts_text[0].dtype == torch.float32
+        logits[prec] = model(images)
+        F.cross_entropy(logits[prec].float(), torch.tensor([0, 1])).backward()
+        assert all(p.grad is not None and p.grad.dtype == p.dtype for p in learner.parameters())
+    torch.testing.assert_close(logits["fp16"].float(), logits["fp32"], atol=2e-2, rtol=1e-2)
 
 
 @pytest.fixture(scope="module")

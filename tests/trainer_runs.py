@@ -12,6 +12,8 @@ from conftest import parse_accuracy, read_results, run_train
 from train import build_parser, setup_cfg
 
 DATASET_CONFIG = "configs/datasets/demo_shapes.yaml"
+# one thread per run: the tiny backbones gain nothing from more, and the two evaluations run side by side
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1"}
 SCHEDULE_KEYS = ("NAME", "LR", "MAX_EPOCH", "LR_SCHEDULER", "WARMUP_EPOCH", "WARMUP_TYPE", "WARMUP_CONS_LR")
 
 
@@ -43,12 +45,12 @@ def run_base_to_new(trainer: str, config_file: str, root: str, output_dir: str, 
               "--config-file", config_file]
     train_dir = os.path.join(output_dir, "train_base")
     run_train([*common, "--output-dir", train_dir, "DATASET.NUM_SHOTS", 4, "DATASET.SUBSAMPLE_CLASSES", "base",
-               "OPTIM.MAX_EPOCH", epochs, "OPTIM.WARMUP_EPOCH", 0])
+               "OPTIM.MAX_EPOCH", epochs, "OPTIM.WARMUP_EPOCH", 0], env_extra=SINGLE_THREAD)
 
     def evaluate(subsample: str) -> str:
         eval_dir = os.path.join(output_dir, f"eval_{subsample}")
         run_train([*common, "--output-dir", eval_dir, "--eval-only", "--model-dir", train_dir, "--load-epoch", epochs,
-                   "DATASET.NUM_SHOTS", 4, "DATASET.SUBSAMPLE_CLASSES", subsample])
+                   "DATASET.NUM_SHOTS", 4, "DATASET.SUBSAMPLE_CLASSES", subsample], env_extra=SINGLE_THREAD)
         return eval_dir
 
     with ThreadPoolExecutor(max_workers=2) as pool:
