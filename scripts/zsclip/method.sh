@@ -1,0 +1,6 @@
+# Zero-shot CLIP's settings for the scripts of this folder (sourced). Only the input and backbone settings
+# of the config matter; TRAINER=ZeroshotCLIP2 gives the prompt ensemble instead of the dataset's template.
+METHOD=zsclip
+TRAINER="${TRAINER:-ZeroshotCLIP}"
+CONFIG_DIR=CoOp
+ZS_CFG=vit_b16
