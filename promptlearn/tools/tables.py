@@ -324,10 +324,21 @@ def common_notes(results: Results, methods: Sequence[Method], missing: List[str]
     notes = ["Configs: " + "; ".join(f"{labels[m]} = {', '.join(sorted(results.configs[m]))}" for m in methods
                                      if results.configs[m])]
     if any(isinstance(c, Estimate) and not c.complete for row in rows for c in row):
-        notes.append("* fewer seeds than the method's other runs")
-    shown = "; ".join(missing[:12]) + (f"; ... ({len(missing) - 12} more)" if len(missing) > 12 else "")
-    notes.append(f"Missing runs: {len(missing)}" + (f" ({shown})" if missing else ""))
+        notes.append("* fewer seeds than expected (those of the method's other runs, or --seeds)")
+    notes.append(f"Missing runs: {len(missing)}" + (f" ({summarize_missing(missing, labels.values())})"
+                                                    if missing else ""))
     return notes
+
+
+def summarize_missing(missing: List[str], labels: Iterable[str], shown: int = 3) -> str:
+    """"CoOp: 20 (dtd base seed1, dtd new seed1, eurosat base seed1, ...); MaPLe: 1 (eurosat new seed3)"."""
+    parts = []
+    for label in labels:
+        mine = [m[len(label) + 1:] for m in missing if m.startswith(label + " ")]
+        if mine:
+            more = ", ..." if len(mine) > shown else ""
+            parts.append(f"{label}: {len(mine)} ({', '.join(mine[:shown])}{more})")
+    return "; ".join(parts)
 
 
 def is_ablation(method: Method) -> bool:
