@@ -139,12 +139,12 @@ launch() {  # OUT_DIR TRAIN.PY-ARGUMENTS...: run (or, with DRY_RUN=1, print) one
   shift
   local cmd=("$PYTHON" train.py "$@")
   printf -v line '%q ' "${cmd[@]}"
+  if [ -d "$out_dir" ]; then
+    echo "Found $out_dir without a finished result: running again (training resumes from its last checkpoint)"
+  fi
   if [ "$DRY_RUN" = 1 ]; then
     echo "${line% }"
     return 0
-  fi
-  if [ -d "$out_dir" ]; then
-    echo "Found $out_dir without a finished result: running again (training resumes from its last checkpoint)"
   fi
   echo "Run: ${line% }"
   "${cmd[@]}"

@@ -345,7 +345,7 @@ def is_ablation(method: Method) -> bool:
     return ABLATION_SUFFIX.match(method.family) is not None
 
 
-def b2n_tables(results: Results) -> List[Table]:
+def b2n_tables(results: Results, shots: int = 16) -> List[Table]:
     methods = [m for m in results.methods(("base", "new")) if not is_ablation(m)]
     if not methods:
         return []
@@ -359,7 +359,7 @@ def b2n_tables(results: Results) -> List[Table]:
             published = paper.B2N.get(paper.PAPER_METHOD.get(m.trainer, ""), {}).get(d)
             rows.append([dataset_name(d), labels[m],
                          *b2n_cells(results.estimate(m, "base", d), results.estimate(m, "new", d), published)])
-    per_dataset = Table("Base-to-new generalization per dataset (16 shots)", ["Dataset", "Method", *B2N_HEADERS],
+    per_dataset = Table(f"Base-to-new generalization per dataset ({shots} shots)", ["Dataset", "Method", *B2N_HEADERS],
                         rows, [])
     per_dataset.notes = common_notes(results, methods, missing, rows, labels)
     if any(m.trainer == "CoCoOp" for m in methods) and "oxford_flowers" in datasets:
@@ -433,15 +433,15 @@ def ablation_tables(results: Results) -> List[Table]:
     return tables
 
 
-def build_tables(results: Results, which: Sequence[str] = TABLES) -> List[Table]:
+def build_tables(results: Results, which: Sequence[str] = TABLES, shots: int = 16) -> List[Table]:
     tables: List[Table] = []
     if "b2n" in which:
-        tables += b2n_tables(results)
+        tables += b2n_tables(results, shots)
     if "xd" in which:
-        tables.append(transfer_table(results, "Cross-dataset transfer (source ImageNet, 16 shots)", XD_TARGETS,
+        tables.append(transfer_table(results, f"Cross-dataset transfer (source ImageNet, {shots} shots)", XD_TARGETS,
                                      XD_TARGETS, paper.CROSS_DATASET, other_targets=True))
     if "dg" in which:
-        tables.append(transfer_table(results, "Table 2: domain generalization (source ImageNet, 16 shots)",
+        tables.append(transfer_table(results, f"Table 2: domain generalization (source ImageNet, {shots} shots)",
                                      DG_TARGETS, None, paper.DOMAIN_GENERALIZATION, other_targets=False))
     if "ablation" in which:
         tables += ablation_tables(results)
@@ -472,7 +472,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs, warnings = collect_runs(args.output, shots=args.shots)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    tables = build_tables(Results(runs, args.seeds), args.tables)
+    tables = build_tables(Results(runs, args.seeds), args.tables, shots=args.shots)
     if not tables:
         print(f"No results for these tables under {args.output} (looked for results.json of {args.shots}-shot "
               "runs in the scripts' folder layout).", file=sys.stderr)
