@@ -18,6 +18,8 @@
 #   PYTHON     interpreter (default: .venv/bin/python when present, else python)
 # Sweeps (scripts/tables/) also read SEEDS (default: "1 2 3") and DATASETS (default: the table's datasets).
 
+# METHOD, TRAINER, CONFIG_DIR and the *_CFG settings come from method.sh; the sweeps read the dataset lists:
+# shellcheck shell=bash disable=SC2034,SC2153
 set -euo pipefail
 
 PROMPTLEARN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

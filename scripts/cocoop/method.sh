@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the variables are read by scripts/common.sh
 # CoCoOp's settings for the scripts of this folder (sourced): 4 context tokens from "a photo of a",
 # batch 1, 10 epochs, for every protocol (as CoCoOp's own scripts).
 METHOD=cocoop

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the variables are read by scripts/common.sh
 # MaPLe's settings for the scripts of this folder (sourced): prompts in 9 layers for 5 epochs for
 # base-to-new; in 3 layers for 2 epochs for the ImageNet model of cross-dataset and domain generalization.
 METHOD=maple

@@ -6,6 +6,7 @@
 # datasets) choose the runs; other settings as in scripts/common.sh. Finished jobs are skipped, so running
 # the sweep again continues where it stopped. Print the tables with: python scripts/make_tables.py
 set -euo pipefail
+# shellcheck source=scripts/common.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../common.sh"
 
 select_methods "$@"

@@ -7,6 +7,7 @@
 # variants) choose the runs; other settings as in scripts/common.sh. The ImageNet models are shared with
 # table_cross_dataset.sh. Print the tables with: python scripts/make_tables.py
 set -euo pipefail
+# shellcheck source=scripts/common.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../common.sh"
 
 transfer_sweep "$DG_TARGETS" "$@"

@@ -13,6 +13,7 @@
 # datasets) choose the runs; OPTS and TAG, when set, apply to every row; other settings as in
 # scripts/common.sh. Print the tables with: python scripts/make_tables.py
 set -euo pipefail
+# shellcheck source=scripts/common.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../common.sh"
 
 row_switches() {  # ROW: the values of LOSS_SEM_MOCO LOSS_SEM_AUGMIX LOSS_CON

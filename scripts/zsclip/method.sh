@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # the variables are read by scripts/common.sh
 # Zero-shot CLIP's settings for the scripts of this folder (sourced). Only the input and backbone settings
 # of the config matter; TRAINER=ZeroshotCLIP2 gives the prompt ensemble instead of the dataset's template.
 METHOD=zsclip
