@@ -114,7 +114,11 @@ load_opts() {  # OPTS (and EPOCHS) -> the array EXTRA_OPTS
 }
 
 run_epochs() {  # CONFIG_FILE: the epoch a training run with EXTRA_OPTS ends at
-  "$PYTHON" -m promptlearn.tools.jobs max-epoch "$1" "${EXTRA_OPTS[@]}"
+  if [ -n "$EPOCHS" ]; then
+    echo "$EPOCHS"
+  else
+    "$PYTHON" -m promptlearn.tools.jobs max-epoch "$1" "${EXTRA_OPTS[@]}"
+  fi
 }
 
 load_epoch() {  # CONFIG_FILE: the checkpoint epoch an evaluation loads (the last one of the training)
@@ -141,7 +145,9 @@ launch() {  # OUT_DIR TRAIN.PY-ARGUMENTS...: run (or, with DRY_RUN=1, print) one
   shift
   local cmd=("$PYTHON" train.py "$@")
   printf -v line '%q ' "${cmd[@]}"
-  if [ -d "$out_dir" ]; then
+  if [ "$FORCE" = 1 ] && [ -f "$out_dir/results.json" ]; then
+    echo "FORCE=1: running the job in $out_dir again (training resumes from its last checkpoint)"
+  elif [ -d "$out_dir" ]; then
     echo "Found $out_dir without a finished result: running again (training resumes from its last checkpoint)"
   fi
   if [ "$DRY_RUN" = 1 ]; then

@@ -314,7 +314,7 @@ def test_coop_base2new_on_the_demo_dataset(demo_root, tmp_path, capsys):
     assert sorted(os.listdir(train_dir)) == ["log.txt", "prompt_learner", "results.json", "tensorboard"]
     assert sorted(os.listdir(test_dir)) == ["log.txt", "results.json"]
     proc = script("coop/base2new_test.sh", "demo_shapes", 1, env={**env, "FORCE": "1", "DRY_RUN": "1"})
-    assert "Skip" not in proc.stdout and "--eval-only" in proc.stdout
+    assert "Skip" not in proc.stdout and "FORCE=1: running the job" in proc.stdout and "--eval-only" in proc.stdout
 
     # an interrupted job (checkpoint written, no result yet) is run again into its folder, where train.py resumes
     os.remove(train_dir / "results.json")
