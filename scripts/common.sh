@@ -16,6 +16,7 @@
 #              epoch and is tested again; delete its folder to train from scratch)
 #   DRY_RUN=1  print the train.py commands instead of running them
 #   PYTHON     interpreter (default: .venv/bin/python when present, else python)
+#   ZS_TRAINER zero-shot scripts: ZeroshotCLIP (default) or ZeroshotCLIP2 (prompt ensemble)
 # Sweeps (scripts/tables/) also read SEEDS (default: "1 2 3") and DATASETS (default: the table's datasets).
 
 # METHOD, TRAINER, CONFIG_DIR and the *_CFG settings come from method.sh; the sweeps read the dataset lists:

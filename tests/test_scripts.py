@@ -120,7 +120,7 @@ def script(path: str, *args, env=None, cwd=None) -> subprocess.CompletedProcess:
     """``bash scripts/PATH ARGS`` with the test interpreter; ``env`` adds to the environment."""
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("CFG", "TAG", "OPTS", "EPOCHS", "LOADEP", "FORCE", "DRY_RUN", "SEEDS", "DATASETS",
-                             "TRAINER", "ROWS", "CONFIGS", "SHOTS")}
+                             "ZS_TRAINER", "ROWS", "CONFIGS", "SHOTS")}
     full_env.update({"PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
     return subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts", path), *map(str, args)], env=full_env,
@@ -195,7 +195,7 @@ def test_zeroshot_script(configs):
     assert flags["--trainer"] == "ZeroshotCLIP" and flags["--eval-only"] is True and "--seed" not in flags
     assert flags["--config-file"] == f"{configs}/trainers/CoOp/vit_b16.yaml"
     assert opts == ["DATASET.SUBSAMPLE_CLASSES", "new"]
-    [(flags, opts)] = dry_run("zsclip/zeroshot.sh", "imagenet", CONFIGS=configs, TRAINER="ZeroshotCLIP2")
+    [(flags, opts)] = dry_run("zsclip/zeroshot.sh", "imagenet", CONFIGS=configs, ZS_TRAINER="ZeroshotCLIP2")
     assert flags["--output-dir"] == "OUT/ZeroshotCLIP2/vit_b16/all/imagenet"
     assert opts == ["DATASET.SUBSAMPLE_CLASSES", "all"]
     assert script("zsclip/zeroshot.sh", "dtd", "old", env={"CONFIGS": configs}).returncode == 2
