@@ -196,7 +196,7 @@ def test_seed_flag():
 @pytest.mark.parametrize(("opts", "suggestion"), [
     (["OPTIM.LRR", "0.1"], "OPTIM.LR"),
     (["OPTIM.MAX_EPOCHS", "3"], "OPTIM.MAX_EPOCH"),
-    (["TRAINER.COOOP.N_CTX", "8"], "TRAINER.COOP.N_CTX"),
+    (["TRAINER.COP.N_CTX", "8"], "TRAINER.COOP.N_CTX"),
     (["DATASET.NUM_SHOT", "4"], "DATASET.NUM_SHOTS"),
 ])
 def test_unknown_key_on_the_command_line_suggests_the_key(opts, suggestion):

@@ -14,7 +14,7 @@ from promptlearn.data.datasets import base_dataset
 from promptlearn.data.datasets.base_dataset import DatasetBase, Datum
 
 
-def make_items(counts, label_order=None, shuffle_seed=None):
+def make_items(counts, label_order=None, shuffle_seed=None, root="/data"):
     """Datum list with ``counts[label]`` items per label; labels interleaved in ``label_order``."""
     label_order = label_order or sorted(counts)
     items = []
@@ -23,7 +23,7 @@ def make_items(counts, label_order=None, shuffle_seed=None):
         for label in label_order:
             if remaining[label]:
                 index = counts[label] - remaining[label]
-                impath = f"/data/c{label}/img_{index:03d}.jpg"
+                impath = f"{root}/c{label}/img_{index:03d}.jpg"
                 items.append(Datum(impath=impath, label=label, classname=f"class{label}"))
                 remaining[label] -= 1
     if shuffle_seed is not None:
@@ -132,9 +132,17 @@ def cache_path(cache_dir, shots, seed):
     return os.path.join(cache_dir, f"shot_{shots}-seed_{seed}.pkl")
 
 
+def touch_all(items):
+    """Create the (empty) image files the items name: a cache is only reused when its images exist."""
+    for item in items:
+        os.makedirs(os.path.dirname(item.impath), exist_ok=True)
+        open(item.impath, "wb").close()
+    return items
+
+
 def test_cache_written_then_reused(dataset, tmp_path, engine_log):
-    train = make_items({0: 8, 1: 8, 2: 8})
-    val = make_items({0: 4, 1: 4, 2: 4})
+    train = touch_all(make_items({0: 8, 1: 8, 2: 8}, root=str(tmp_path / "data")))
+    val = touch_all(make_items({0: 4, 1: 4, 2: 4}, root=str(tmp_path / "data" / "val")))
     cache_dir = str(tmp_path / "split_fewshot")
     random.seed(1)
     first_train, first_val = dataset.load_or_create_fewshot(cache_dir, 2, 1, train, val)
@@ -266,11 +274,12 @@ def test_cache_written_by_dassl_loads(dataset, tmp_path):
     DasslDatum.__module__ = "dassl.data.datasets.base_dataset"
     DasslDatum.__name__ = DasslDatum.__qualname__ = "Datum"
     modules["dassl.data.datasets.base_dataset"].Datum = DasslDatum
+    root = str(tmp_path / "data")
     saved = {name: sys.modules.get(name) for name in names}
     sys.modules.update(modules)
     try:
-        train = [DasslDatum(f"/root/data/c{i % 3}/{i}.jpg", i % 3, 0, f"class {i % 3}") for i in range(6)]
-        val = [DasslDatum("/root/data/c0/v.jpg", 0, 0, "class 0")]
+        train = [DasslDatum(f"{root}/c{i % 3}/{i}.jpg", i % 3, 0, f"class {i % 3}") for i in range(6)]
+        val = [DasslDatum(f"{root}/c0/v.jpg", 0, 0, "class 0")]
         raw = pickle.dumps({"train": train, "val": val}, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         for name, module in saved.items():
@@ -284,10 +293,12 @@ def test_cache_written_by_dassl_loads(dataset, tmp_path):
     fpath = cache_path(str(tmp_path), 16, 1)
     with open(fpath, "wb") as f:
         f.write(raw)
+    source_train = touch_all([Datum(f"{root}/c{i % 3}/{i}.jpg", i % 3, 0, f"class {i % 3}") for i in range(12)])
+    source_val = touch_all([Datum(f"{root}/c0/v.jpg", 0, 0, "class 0"), Datum(f"{root}/c1/v.jpg", 1, 0, "class 1")])
     state = random.getstate()
-    out_train, out_val = dataset.load_or_create_fewshot(str(tmp_path), 16, 1, make_items({0: 20}), make_items({0: 5}))
+    out_train, out_val = dataset.load_or_create_fewshot(str(tmp_path), 16, 1, source_train, source_val)
     assert random.getstate() == state  # loaded, not re-sampled
     assert all(type(item) is Datum for item in out_train + out_val)
     assert [(d.impath, d.label, d.domain, d.classname) for d in out_train] == [
-        (f"/root/data/c{i % 3}/{i}.jpg", i % 3, 0, f"class {i % 3}") for i in range(6)]
-    assert out_val == [Datum("/root/data/c0/v.jpg", 0, 0, "class 0")]
+        (f"{root}/c{i % 3}/{i}.jpg", i % 3, 0, f"class {i % 3}") for i in range(6)]
+    assert out_val == [Datum(f"{root}/c0/v.jpg", 0, 0, "class 0")]
