@@ -50,7 +50,7 @@ def make_it_look_stopped_after(source, target, epoch):
 @pytest.fixture(scope="module")
 def runs(demo_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
-    out = {name: str(base / name) for name in ("straight", "resumed", "eval_base", "eval_new", "zeroshot", "vit")}
+    out = {name: str(base / name) for name in ("straight", "resumed", "finished", "eval_base", "eval_new", "zeroshot", "vit")}
     weights_dir = str(base / "clip_weights")
 
     first_wave = {
@@ -65,9 +65,11 @@ def runs(demo_root, tmp_path_factory):
     results = {"straight": finish_train(first_wave.pop("straight"))}
 
     make_it_look_stopped_after(out["straight"], out["resumed"], EPOCHS - 1)
+    make_it_look_stopped_after(out["straight"], out["finished"], EPOCHS)
     eval_flags = ["--eval-only", "--model-dir", out["straight"], "--load-epoch", str(EPOCHS)]
     second_wave = {
         "resumed": start_train(coop_args(demo_root, out["resumed"])),
+        "finished": start_train(coop_args(demo_root, out["finished"])),
         "eval_base": start_train(coop_args(demo_root, out["eval_base"], "base", eval_flags)),
         "eval_new": start_train(coop_args(demo_root, out["eval_new"], "new", eval_flags)),
     }
@@ -204,6 +206,16 @@ def test_resume_continues_exactly(runs):
     assert torch.equal(momentum_a, b["optimizer"]["state"][0]["momentum_buffer"])
     assert a["scheduler"] == b["scheduler"]
     assert read_results(resumed)["test"]["accuracy"] == read_results(straight)["test"]["accuracy"]
+
+
+def test_rerun_of_a_finished_run_reports_its_last_epoch(runs):
+    """Nothing is left to train: the last checkpoint is evaluated and recorded under its own epoch."""
+    finished = runs["out"]["finished"]
+    no_traceback(runs["proc"]["finished"])
+    assert read_results(finished)["test"]["epoch"] == EPOCHS
+    assert read_results(finished)["test"]["accuracy"] == read_results(runs["out"]["straight"])["test"]["accuracy"]
+    assert sorted(os.listdir(os.path.join(finished, "prompt_learner"))) == [
+        "checkpoint", "model.pth.tar-1", "model.pth.tar-2", "model.pth.tar-3"]
 
 
 def test_rerun_keeps_the_old_log(runs):

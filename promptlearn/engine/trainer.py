@@ -216,6 +216,8 @@ class SimpleTrainer(TrainerBase):
     def before_train(self) -> None:
         directory = self.cfg.RESUME or self.output_dir
         self.start_epoch = self.resume_model_if_exist(directory)
+        # the last finished epoch: what after_train reports when a resumed run has no epoch left to train
+        self.epoch = self.start_epoch - 1 if self.start_epoch > 0 else 0
         if is_main_process():
             writer_dir = os.path.join(self.output_dir, "tensorboard")
             mkdir_if_missing(writer_dir)
