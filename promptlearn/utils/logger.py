@@ -12,8 +12,8 @@ import time
 
 LOGGER_NAME = "promptlearn"
 # Loggers outside the engine package whose records go to the same console and file: the dataset readers
-# (``datasets.*``), which live at the repository root.
-EXTRA_LOGGER_NAMES = ("datasets",)
+# (``datasets.*``) and the methods (``trainers.*``), which live at the repository root.
+EXTRA_LOGGER_NAMES = ("datasets", "trainers")
 
 
 class _Tee:
@@ -50,7 +50,7 @@ def log_file_path(output: str) -> str:
 
 
 def setup_logger(output: str = None, rank: int = 0) -> logging.Logger:
-    """Send ``promptlearn`` and dataset-reader log records (and prints) to the console and, on rank 0, to the
+    """Send ``promptlearn``, dataset-reader and trainer log records (and prints) to the console and, on rank 0, to the
     log file."""
     close_logger()
     logger = logging.getLogger(LOGGER_NAME)
@@ -96,6 +96,7 @@ def close_logger() -> None:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
+        logger.propagate = True
     if _state["console"] is not None:
         sys.stdout = _state["console"]
         _state["console"] = None
