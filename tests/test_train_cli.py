@@ -50,7 +50,8 @@ def make_it_look_stopped_after(source, target, epoch):
 @pytest.fixture(scope="module")
 def runs(demo_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("runs")
-    out = {name: str(base / name) for name in ("straight", "resumed", "finished", "eval_base", "eval_new", "zeroshot", "vit")}
+    names = ("straight", "resumed", "finished", "eval_base", "eval_new", "zeroshot", "vit")
+    out = {name: str(base / name) for name in names}
     weights_dir = str(base / "clip_weights")
 
     first_wave = {

@@ -365,6 +365,9 @@ def b2n_tables(results: Results, shots: int = 16) -> List[Table]:
     if any(m.trainer == "CoCoOp" for m in methods) and "oxford_flowers" in datasets:
         per_dataset.notes.append(paper.FLOWERS_COCOOP_NOTE)
 
+    found = len([d for d in datasets if d in B2N_DATASETS])
+    if not found:  # only datasets of one's own (e.g. the demo's): no average of the paper's 11 to show
+        return [per_dataset]
     avg_rows = []
     for m in methods:
         published = paper.B2N_AVERAGE.get(paper.PAPER_METHOD.get(m.trainer, ""))
@@ -372,7 +375,6 @@ def b2n_tables(results: Results, shots: int = 16) -> List[Table]:
                                                results.average(m, "new", B2N_DATASETS), published)])
     average = Table("Table 1: base-to-new generalization, average over the 11 datasets", ["Method", *B2N_HEADERS],
                     avg_rows, [])
-    found = len([d for d in datasets if d in B2N_DATASETS])
     average.notes = [f"HM = harmonic mean of the average Base and New; an average needs all 11 datasets "
                      f"({found} found)."]
     return [per_dataset, average]
