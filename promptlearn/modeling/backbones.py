@@ -76,6 +76,9 @@ BACKBONES = {spec.name: spec for spec in [
     # tiny-ViT's architecture with CLIP-style alignment on the demo's shape classes (see tiny_pretrain.py)
     _tiny("tiny-ViT-shapes", "vit", 32, seed=3, pretrained_on_shapes=True, embed_dim=64, vision_layers=4,
           vision_width=128, vision_patch_size=8, transformer_width=64, transformer_heads=2, transformer_layers=4),
+    # ViT-B/16's exact architecture with seeded random weights: GPU checks and benchmarks at real size
+    _tiny("random-ViT-B/16", "vit", 224, seed=0, embed_dim=512, vision_layers=12, vision_width=768,
+          vision_patch_size=16, transformer_width=512, transformer_heads=8, transformer_layers=12),
     _tiny("tiny-RN", "resnet", 32, seed=2, embed_dim=64, vision_layers=(1, 1, 1, 1), vision_width=16,
           vision_patch_size=None, transformer_width=64, transformer_heads=2, transformer_layers=4),
 ]}
@@ -156,7 +159,7 @@ def load_clip(name: str, path: str = "") -> torch.nn.Module:
 
         return load_or_pretrain(name, lambda: build_tiny_clip(spec), spec.input_resolution, spec.seed)
     if spec.is_tiny:
-        logger.info(f"Building tiny CLIP backbone {name} (seeded random weights; for tests)")
+        logger.info(f"Building CLIP backbone {name} with seeded random weights (no checkpoint; for tests)")
         return build_tiny_clip(spec)
     weights = resolve_weights_path(spec, path)
     logger.info(f"Loading CLIP ({name}) from {weights}")

@@ -51,7 +51,8 @@ def _make_pairs(resolution: int, per_class: int, views: int, seed: int):
 
 
 def pretrain_tiny_clip(model: torch.nn.Module, resolution: int, seed: int = 0, steps: int = 250,
-                       batch_size: int = 128, per_class: int = 120, views: int = 2) -> torch.nn.Module:
+                       batch_size: int = 128, per_class: int = 120, views: int = 2,
+                       lr: float = 2e-3) -> torch.nn.Module:
     """Train ``model`` (fp32, in place) with the symmetric CLIP loss; captions that repeat in a batch
     count as positives of each other."""
     with torch.random.fork_rng(devices=[]):
@@ -61,8 +62,8 @@ def pretrain_tiny_clip(model: torch.nn.Module, resolution: int, seed: int = 0, s
         caption_ids = torch.tensor([unique.index(c) for c in captions])
         tokens = clip.tokenize(unique)
         image_encoder, text_encoder = ImageEncoder(model), TextEncoder(model)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
         model.train()
         for _ in range(steps):
             idx = torch.randint(len(images), (batch_size,))
