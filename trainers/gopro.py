@@ -77,7 +77,8 @@ class PromptGenerator(nn.Module):
 
 
 class ImageProjector(nn.Module):
-    """P_v: Linear + BatchNorm over the embedding width.
+    """P_v: Linear + BatchNorm over the embedding width, applied to f, the L2-normalized CLIP image feature
+    (as in the official code; the raw feature's norm differs between images and backbones).
 
     ``residual=True`` (paper formulation, where P_v feeds the logits): output f + BN(Linear(f)) with the BN
     scale starting at 0, so P_v is the identity at initialization and CLIP's zero-shot alignment is kept;
@@ -96,7 +97,7 @@ class ImageProjector(nn.Module):
             nn.init.zeros_(self.bn.weight)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        features = features.float()
+        features = F.normalize(features.float(), dim=-1)
         out = self.bn(self.linear(features))
         return features + out if self.residual else out
 

@@ -6,8 +6,10 @@
 Each image is one shape (the class) in a random colour, size, position and rotation on a textured
 background, so the classes are easy for a person to tell apart. Labels follow the sorted class names
 (base = the first five, new = the last five). Generation is deterministic for a given seed.
+``num_classes`` keeps only the first N classes, e.g. 9 for a dataset whose base and new halves differ in
+size (5 base, 4 new), as in OxfordPets, Food101 or DTD.
 
-    python -m promptlearn.tools.make_demo_data --root DATA
+    python -m promptlearn.tools.make_demo_data --root DATA [--num-classes N]
 """
 import argparse
 import logging
@@ -95,14 +97,18 @@ def render(shape: str, rng: random.Random, size: int = 64, colour: str = None) -
     return img.filter(ImageFilter.GaussianBlur(radius=0.4))
 
 
-def make_demo_dataset(root: str, seed: int = 0, split_sizes: dict = None, size: int = 64) -> str:
-    """Write DemoShapes under ``root``; returns the dataset folder. Existing files are rewritten."""
+def make_demo_dataset(root: str, seed: int = 0, split_sizes: dict = None, size: int = 64,
+                      num_classes: int = len(CLASSNAMES)) -> str:
+    """Write DemoShapes (its first ``num_classes`` classes) under ``root``; returns the dataset folder.
+    Existing files are rewritten."""
+    if not 1 <= num_classes <= len(CLASSNAMES):
+        raise UserError(f"the demo dataset has 1 to {len(CLASSNAMES)} classes, got {num_classes}")
     split_sizes = split_sizes or SPLIT_SIZES
     rng = random.Random(seed)
     dataset_dir = os.path.join(os.path.abspath(os.path.expanduser(root)), DATASET_DIR)
     split = {name: [] for name in split_sizes}
     try:
-        for label, classname in enumerate(CLASSNAMES):
+        for label, classname in enumerate(CLASSNAMES[:num_classes]):
             class_dir = os.path.join(dataset_dir, "images", classname)
             os.makedirs(class_dir, exist_ok=True)
             index = 0
@@ -127,9 +133,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="data root (the dataset goes to ROOT/demo_shapes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-classes", type=int, default=len(CLASSNAMES),
+                        help=f"keep the first N classes (default: all {len(CLASSNAMES)})")
     args = parser.parse_args(argv)
-    path = make_demo_dataset(args.root, seed=args.seed)
-    print(f"Wrote DemoShapes ({len(CLASSNAMES)} classes) to {path}")
+    path = make_demo_dataset(args.root, seed=args.seed, num_classes=args.num_classes)
+    print(f"Wrote DemoShapes ({args.num_classes} classes) to {path}")
 
 
 if __name__ == "__main__":
