@@ -462,10 +462,14 @@ def test_loss_switches_remove_their_term_and_their_views_compute(demo_root, tmp_
     assert set(batch) == BASE_KEYS | set(keys)
 
     calls = EncoderCalls(model, monkeypatch)
+    projector_batches = []
+    model.simproj.register_forward_hook(lambda module, args, out: projector_batches.append(args[0].shape[0]))
     trainer.set_model_mode("train")
     trainer.batch_idx, trainer.num_batches = 0, len(trainer.train_loader_x)
     summary = trainer.forward_backward(batch)
     b, c = batch["img"].shape[0], trainer.num_classes
+    # P_v runs on the original view when the logits (paper structure) or L_con use it, and on the MoCo view for L_con
+    assert projector_batches == [b] * (int(structure == "paper" or con) + int(con))
     # one pass per loaded view; layer tokens only for the views whose prompts are generated
     assert calls.image == [(b, True)] + [(b, view in prompted) for view in loaded]
     assert calls.text == [(b * len(prompted), c)]  # all views' per-image prompts in one text-encoder call

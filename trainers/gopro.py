@@ -223,7 +223,8 @@ class GOPro(CLIPTrainer):
                 view_features[view] = model.encode_images(images, with_tokens=False)
         text = model.class_prompt_features(view_tokens)
 
-        z_orig = model.simproj(features)
+        # P_v on the original view: for the logits (paper structure) and for L_con; skipped when neither uses it
+        z_orig = model.simproj(features) if model.projector_in_logits or g.LOSS_CON else None
         logits = model.logits(z_orig if model.projector_in_logits else features, text["orig"])
         loss_ce = F.cross_entropy(logits, label)
         loss = g.W_CE * loss_ce
