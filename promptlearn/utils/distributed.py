@@ -39,13 +39,33 @@ def barrier() -> None:
         dist.barrier()
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather whose backward sums every rank's gradient for each slot and returns this rank's slot
+    (SLIP's ``GatherLayer``); uses only all_gather and all_reduce, which every backend has."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor):
+        gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, tensor.contiguous())
+        return tuple(gathered)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):
+        stacked = torch.stack(grads)
+        dist.all_reduce(stacked)
+        return stacked[dist.get_rank()]
+
+
 def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``tensor`` from every rank along dim 0, keeping the gradient path to every rank's input."""
+    """Concatenate ``tensor`` from every rank along dim 0, keeping the gradient path to every rank's input.
+
+    Every rank must pass the same shape. The gradient each rank receives for its input is the sum over
+    ranks of the gradients of their losses; averaging the parameter gradients over ranks afterwards
+    gives the gradient of the mean loss, as in a single process on the concatenated batch.
+    """
     if not is_distributed() or get_world_size() == 1:
         return tensor
-    import torch.distributed.nn.functional as dist_fn
-
-    return torch.cat(dist_fn.all_gather(tensor), dim=0)
+    return torch.cat(_GatherWithGrad.apply(tensor), dim=0)
 
 
 def all_gather_object(obj) -> list:
