@@ -17,7 +17,7 @@ from tqdm import tqdm
 from ..data import DataManager
 from ..errors import UserError
 from ..evaluation import build_evaluator
-from ..utils.distributed import get_world_size, is_distributed, is_main_process
+from ..utils.distributed import broadcast_module, get_world_size, is_distributed, is_main_process
 from ..utils.meters import AverageMeter, MetricMeter
 from ..utils.tools import atomic_write, mkdir_if_missing, read_json
 from .checkpointing import CheckpointMixin
@@ -141,6 +141,11 @@ class TrainerBase(CheckpointMixin):
         self.detect_anomaly(loss)
         loss.backward()
 
+    def broadcast_models(self, names=None) -> None:
+        """Start every rank from rank 0's weights, whatever each rank's initialization drew (as DDP does)."""
+        for name in self.get_model_names(names):
+            broadcast_module(self._models[name])
+
     def average_gradients(self, names=None) -> None:
         """Average the gradients of the registered models over ranks (what DDP does, done once per step)."""
         if not is_distributed():
@@ -186,6 +191,7 @@ class SimpleTrainer(TrainerBase):
         self.cfg = cfg
         self.build_data_loader()
         self.build_model()
+        self.broadcast_models()
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
         self.best_result = -math.inf
 

@@ -1,8 +1,11 @@
 """Process-group helpers for ``torchrun`` runs (nccl on GPU, gloo on CPU); no-ops in a single process."""
+import itertools
 import os
+import random
 
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 
 
 def is_distributed() -> bool:
@@ -37,6 +40,23 @@ def init_distributed_from_env(use_cuda: bool) -> bool:
 def barrier() -> None:
     if is_distributed():
         dist.barrier()
+
+
+def shared_random_seed() -> int:
+    """A random seed drawn on rank 0 and sent to every rank."""
+    seed = [random.SystemRandom().randrange(2**31)]
+    if is_distributed():
+        dist.broadcast_object_list(seed, src=0)
+    return seed[0]
+
+
+def broadcast_module(module: nn.Module, src: int = 0) -> None:
+    """Give every rank the parameters and buffers of rank ``src`` (what DDP does when it wraps a model)."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for tensor in itertools.chain(module.parameters(), module.buffers()):
+            dist.broadcast(tensor.data, src)
 
 
 class _GatherWithGrad(torch.autograd.Function):
