@@ -17,7 +17,13 @@ from tqdm import tqdm
 from ..data import DataManager
 from ..errors import UserError
 from ..evaluation import build_evaluator
-from ..utils.distributed import broadcast_module, get_world_size, is_distributed, is_main_process
+from ..utils.distributed import (
+    average_running_stats,
+    broadcast_module,
+    get_world_size,
+    is_distributed,
+    is_main_process,
+)
 from ..utils.meters import AverageMeter, MetricMeter
 from ..utils.tools import atomic_write, mkdir_if_missing, read_json
 from .checkpointing import CheckpointMixin
@@ -146,6 +152,11 @@ class TrainerBase(CheckpointMixin):
         for name in self.get_model_names(names):
             broadcast_module(self._models[name])
 
+    def sync_running_stats(self, names=None) -> None:
+        """Average normalization statistics over ranks, so that every rank evaluates and saves the same model."""
+        for name in self.get_model_names(names):
+            average_running_stats(self._models[name])
+
     def average_gradients(self, names=None) -> None:
         """Average the gradients of the registered models over ranks (what DDP does, done once per step)."""
         if not is_distributed():
@@ -248,6 +259,7 @@ class SimpleTrainer(TrainerBase):
             sampler.set_epoch(self.epoch)
 
     def after_epoch(self) -> None:
+        self.sync_running_stats()
         last_epoch = (self.epoch + 1) == self.max_epoch
         do_test = not self.cfg.TEST.NO_TEST
         meet_checkpoint_freq = (

@@ -59,6 +59,24 @@ def broadcast_module(module: nn.Module, src: int = 0) -> None:
             dist.broadcast(tensor.data, src)
 
 
+def average_running_stats(module: nn.Module) -> None:
+    """Average the running mean and variance of every normalization layer (BatchNorm) over ranks.
+
+    Each rank's layers see only its own batches; after this, evaluation and checkpoints use the same
+    statistics on every rank.
+    """
+    if not is_distributed():
+        return
+    world = get_world_size()
+    with torch.no_grad():
+        for layer in module.modules():
+            for name in ("running_mean", "running_var"):
+                stat = getattr(layer, name, None)
+                if isinstance(stat, torch.Tensor):
+                    dist.all_reduce(stat)
+                    stat /= world
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """All-gather whose backward sums every rank's gradient for each slot and returns this rank's slot
     (SLIP's ``GatherLayer``); uses only all_gather and all_reduce, which every backend has."""
