@@ -23,6 +23,7 @@ from ..utils.distributed import (
     get_world_size,
     is_distributed,
     is_main_process,
+    true_on_all_ranks,
 )
 from ..utils.meters import AverageMeter, MetricMeter
 from ..utils.tools import atomic_write, mkdir_if_missing, read_json
@@ -78,7 +79,8 @@ class TrainerBase(CheckpointMixin):
                 self._scheds[name].step()
 
     def detect_anomaly(self, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss).all():
+        # decided by all ranks together: a rank that stopped alone would leave the others waiting forever
+        if not true_on_all_ranks(bool(torch.isfinite(loss).all()), loss.device):
             raise FloatingPointError("Loss is infinite or NaN!")
 
     def init_writer(self, log_dir: str) -> None:

@@ -50,6 +50,15 @@ def shared_random_seed() -> int:
     return seed[0]
 
 
+def true_on_all_ranks(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every rank (one all-reduce of a single number)."""
+    if not is_distributed():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item() > 0)
+
+
 def broadcast_module(module: nn.Module, src: int = 0) -> None:
     """Give every rank the parameters and buffers of rank ``src`` (what DDP does when it wraps a model)."""
     if not is_distributed():
