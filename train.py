@@ -19,7 +19,7 @@ from promptlearn.config import get_cfg_default, merge_from_file, merge_from_list
 from promptlearn.engine import build_trainer, extend_cfg_for_trainers
 from promptlearn.errors import UserError
 from promptlearn.utils import collect_env_info, set_random_seed, setup_logger
-from promptlearn.utils.distributed import get_rank, init_distributed_from_env
+from promptlearn.utils.distributed import get_rank, init_distributed_from_env, is_distributed, shared_random_seed
 from promptlearn.utils.logger import write_to_log_file
 
 logger = logging.getLogger("promptlearn.train")
@@ -95,6 +95,11 @@ def main(args) -> None:
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
+    elif is_distributed():
+        # ranks must draw the same few-shot subset and the same initial weights
+        seed = shared_random_seed()
+        logger.info(f"No seed given: every rank uses the random seed {seed}")
+        set_random_seed(seed)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 

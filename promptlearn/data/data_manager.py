@@ -35,7 +35,7 @@ def build_data_loader(cfg, sampler_type: str = "SequentialSampler", data_source=
         batch_size=batch_size,
         sampler=sampler,
         num_workers=cfg.DATALOADER.NUM_WORKERS,
-        drop_last=is_train and len(data_source) >= batch_size,
+        drop_last=is_train and len(sampler) >= batch_size,  # this rank's share in a distributed run
         pin_memory=torch.cuda.is_available() and cfg.USE_CUDA,
         worker_init_fn=_seed_worker,
     )

@@ -74,8 +74,10 @@ def build_sampler(sampler_type: str, cfg=None, data_source=None, batch_size: int
     if get_world_size() > 1:
         if not is_train:
             return ShardSampler(data_source, get_rank(), get_world_size())
-        # every rank sees a disjoint shard, reshuffled per epoch (the trainer calls set_epoch)
-        return DistributedSampler(data_source, shuffle=sampler_type != "SequentialSampler")
+        # every rank sees a disjoint shard, reshuffled per epoch (the trainer calls set_epoch); the shuffle
+        # follows the run's seed, as the single-process samplers do
+        seed = cfg.SEED if cfg is not None and cfg.SEED >= 0 else 0
+        return DistributedSampler(data_source, shuffle=sampler_type != "SequentialSampler", seed=seed)
     if sampler_type == "RandomSampler":
         return RandomSampler(data_source)
     if sampler_type == "SequentialSampler":

@@ -17,7 +17,14 @@ from tqdm import tqdm
 from ..data import DataManager
 from ..errors import UserError
 from ..evaluation import build_evaluator
-from ..utils.distributed import get_world_size, is_distributed, is_main_process
+from ..utils.distributed import (
+    average_running_stats,
+    broadcast_module,
+    get_world_size,
+    is_distributed,
+    is_main_process,
+    true_on_all_ranks,
+)
 from ..utils.meters import AverageMeter, MetricMeter
 from ..utils.tools import atomic_write, mkdir_if_missing, read_json
 from .checkpointing import CheckpointMixin
@@ -72,7 +79,8 @@ class TrainerBase(CheckpointMixin):
                 self._scheds[name].step()
 
     def detect_anomaly(self, loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss).all():
+        # decided by all ranks together: a rank that stopped alone would leave the others waiting forever
+        if not true_on_all_ranks(bool(torch.isfinite(loss).all()), loss.device):
             raise FloatingPointError("Loss is infinite or NaN!")
 
     def init_writer(self, log_dir: str) -> None:
@@ -141,6 +149,16 @@ class TrainerBase(CheckpointMixin):
         self.detect_anomaly(loss)
         loss.backward()
 
+    def broadcast_models(self, names=None) -> None:
+        """Start every rank from rank 0's weights, whatever each rank's initialization drew (as DDP does)."""
+        for name in self.get_model_names(names):
+            broadcast_module(self._models[name])
+
+    def sync_running_stats(self, names=None) -> None:
+        """Average normalization statistics over ranks, so that every rank evaluates and saves the same model."""
+        for name in self.get_model_names(names):
+            average_running_stats(self._models[name])
+
     def average_gradients(self, names=None) -> None:
         """Average the gradients of the registered models over ranks (what DDP does, done once per step)."""
         if not is_distributed():
@@ -186,6 +204,7 @@ class SimpleTrainer(TrainerBase):
         self.cfg = cfg
         self.build_data_loader()
         self.build_model()
+        self.broadcast_models()
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
         self.best_result = -math.inf
 
@@ -244,6 +263,7 @@ class SimpleTrainer(TrainerBase):
             sampler.set_epoch(self.epoch)
 
     def after_epoch(self) -> None:
+        self.sync_running_stats()
         last_epoch = (self.epoch + 1) == self.max_epoch
         do_test = not self.cfg.TEST.NO_TEST
         meet_checkpoint_freq = (

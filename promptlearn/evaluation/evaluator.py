@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
-from ..utils.distributed import all_gather_object
+from ..utils.distributed import all_gather_object, is_main_process
 from .build import EVALUATOR_REGISTRY
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class Classification(EvaluatorBase):
             lines.append(f"* average: {mean_acc:.1f}%")
             logger.info("\n".join(lines))
             results["perclass_accuracy"] = mean_acc
-        if self.cfg.TEST.COMPUTE_CMAT:
+        if self.cfg.TEST.COMPUTE_CMAT and is_main_process():
             cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
             save_path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
             torch.save(torch.from_numpy(cmat), save_path)
