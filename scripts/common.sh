@@ -16,6 +16,7 @@
 #              epoch and is tested again; delete its folder to train from scratch)
 #   DRY_RUN=1  print the train.py commands instead of running them
 #   PYTHON     interpreter (default: .venv/bin/python when present, else python)
+#   NPROC      processes (GPUs) per job: above 1, train.py runs under torch.distributed.run (torchrun)
 #   ZS_TRAINER zero-shot scripts: ZeroshotCLIP (default) or ZeroshotCLIP2 (prompt ensemble)
 # Sweeps (scripts/tables/) also read SEEDS (default: "1 2 3") and DATASETS (default: the table's datasets).
 
@@ -38,6 +39,7 @@ OPTS="${OPTS:-}"
 TAG="${TAG:-}"
 FORCE="${FORCE:-0}"
 DRY_RUN="${DRY_RUN:-0}"
+NPROC="${NPROC:-1}"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
@@ -64,6 +66,7 @@ check_count() {  # NAME VALUE: a non-negative integer
 
 check_settings() {
   check_count SHOTS "$SHOTS"
+  check_count NPROC "$NPROC"
   [ -z "$EPOCHS" ] || check_count EPOCHS "$EPOCHS"
   [ -z "$LOADEP" ] || check_count LOADEP "$LOADEP"
 }
@@ -145,6 +148,9 @@ launch() {  # OUT_DIR TRAIN.PY-ARGUMENTS...: run (or, with DRY_RUN=1, print) one
   local out_dir="$1" line
   shift
   local cmd=("$PYTHON" train.py "$@")
+  if [ "$NPROC" -gt 1 ]; then
+    cmd=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" train.py "$@")
+  fi
   printf -v line '%q ' "${cmd[@]}"
   if [ "$FORCE" = 1 ] && [ -f "$out_dir/results.json" ]; then
     echo "FORCE=1: running the job in $out_dir again (training resumes from its last checkpoint)"

@@ -120,7 +120,7 @@ def script(path: str, *args, env=None, cwd=None) -> subprocess.CompletedProcess:
     """``bash scripts/PATH ARGS`` with the test interpreter; ``env`` adds to the environment."""
     full_env = {k: v for k, v in os.environ.items()
                 if k not in ("CFG", "TAG", "OPTS", "EPOCHS", "LOADEP", "FORCE", "DRY_RUN", "SEEDS", "DATASETS",
-                             "ZS_TRAINER", "ROWS", "CONFIGS", "SHOTS")}
+                             "ZS_TRAINER", "ROWS", "CONFIGS", "SHOTS", "NPROC")}
     full_env.update({"PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
     return subprocess.run(["bash", os.path.join(REPO_ROOT, "scripts", path), *map(str, args)], env=full_env,
@@ -336,3 +336,14 @@ def test_coop_base2new_on_the_demo_dataset(demo_root, tmp_path, capsys):
     row = next(line for line in printed.splitlines() if line.startswith("demo_shapes,CoOp,"))
     cells = row.split(",")  # Dataset, Method, Base, Base std, New, New std, HM, ...
     assert (cells[2], cells[4]) == (f"{base['test']['accuracy']:.4f}", f"{new['test']['accuracy']:.4f}")
+
+
+def test_nproc_runs_jobs_under_torchrun():
+    proc = script("gopro/base2new_train.sh", "caltech101", 1,
+                  env={"DRY_RUN": "1", "OUTPUT": "OUT", "DATA": "DATA", "NPROC": "2"})
+    assert proc.returncode == 0, proc.stderr
+    [line] = [line for line in proc.stdout.splitlines() if "train.py" in line]
+    assert shlex.split(line)[:6] == [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                     "train.py"]
+    proc = script("gopro/base2new_train.sh", "caltech101", 1, env={"DRY_RUN": "1", "NPROC": "two"})
+    assert proc.returncode == 1 and 'NPROC must be a non-negative integer, got "two"' in proc.stderr
