@@ -628,3 +628,47 @@ def test_tiny_configs_select_the_structure(structure, expected):
               "N_CTX": 4, "CTX_INIT": "a photo of a", "PREC": "fp32"}
     assert {key: g[key] for key in common} == common
     assert cfg.MODEL.BACKBONE.NAME == "tiny-ViT" and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4
+
+
+def test_paper_model_starts_as_zero_shot_clip(tiny_clip):
+    """With ZERO_INIT_SHIFT (the paper config) the image-conditioned shift starts at zero and P_v as the identity,
+    so the untrained model's logits are zero-shot CLIP's with the prompt "a photo of a <class>."; the official
+    structure's default initialization shifts the prompts at random."""
+    torch.manual_seed(0)
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        tokens = tokenize([f"a photo of a {name.replace('_', ' ')}." for name in CLASSNAMES])
+        text = F.normalize(tiny_clip.encode_text(tokens).float(), dim=-1)
+        image = F.normalize(tiny_clip.encode_image(images).float(), dim=-1)
+        zero_shot = tiny_clip.logit_scale.exp() * image @ text.t()
+        for structure, zero_init in (("paper", True), ("official", False)):
+            model = GOProModel(tiny_clip, CLASSNAMES, method_cfg(structure), VIEWS).eval()
+            assert bool(model.generator("orig").rho.weight.abs().sum() == 0) == zero_init
+            if zero_init:
+                torch.testing.assert_close(model(images), zero_shot, rtol=1e-4, atol=1e-4)
+            else:
+                assert not torch.allclose(model(images), zero_shot, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("structure", CONFIGS)
+def test_projector_running_statistics_come_from_the_original_view(demo_root, tmp_path, structure):
+    """In the paper structure the logits use P_v's BatchNorm running statistics at evaluation, so a training step
+    folds in the original view's batch statistics only (the MoCo view is normalized with its own batch's
+    statistics for L_con); the official structure, where P_v never reaches the logits, tracks both as the
+    official code does."""
+    trainer = build_gopro(demo_root, str(tmp_path), structure)
+    model, batch = trainer.model, first_batch(trainer)
+    bn = model.simproj.bn
+    before = bn.running_mean.clone()
+    image, label = trainer.parse_batch_train(batch)
+    with torch.no_grad():
+        features = model.encode_images(image, with_tokens=False)
+        moco = model.encode_images(batch[trainer.view_keys["moco"]].to(trainer.device), with_tokens=False)
+        hidden = [model.simproj.linear(F.normalize(f.float(), dim=-1)) for f in (features, moco)]
+    trainer.set_model_mode("train")
+    trainer.compute_loss(batch, image, label)
+    m = bn.momentum
+    expected = (1 - m) * before + m * hidden[0].mean(0)
+    if structure == "official":
+        expected = (1 - m) * expected + m * hidden[1].mean(0)
+    torch.testing.assert_close(bn.running_mean, expected)

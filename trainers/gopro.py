@@ -64,11 +64,14 @@ def style_content_statistics(tokens) -> tuple:
 class PromptGenerator(nn.Module):
     """rho: per-layer style and content projectors, FRG pooling and the mixing over layers -> shift (B, D)."""
 
-    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int):
+    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int, zero_init: bool = False):
         super().__init__()
         self.style = LayerwiseLinear(num_layers, vis_width, ctx_dim)
         self.content = LayerwiseLinear(num_layers, vis_width, ctx_dim)
         self.rho = nn.Linear(num_layers, 1)
+        if zero_init:  # the shift starts at 0: the prompts start as the init phrase, i.e. as zero-shot CLIP's
+            nn.init.zeros_(self.rho.weight)
+            nn.init.zeros_(self.rho.bias)
 
     def forward(self, tokens) -> torch.Tensor:
         style_in, content_in = style_content_statistics(tokens)
@@ -96,9 +99,15 @@ class ImageProjector(nn.Module):
                 self.linear.bias.zero_()
             nn.init.zeros_(self.bn.weight)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, track_stats: bool = True) -> torch.Tensor:
+        """``track_stats=False``: in training, normalize with the batch's statistics without folding them
+        into the running ones (which evaluation uses)."""
         features = F.normalize(features.float(), dim=-1)
-        out = self.bn(self.linear(features))
+        hidden = self.linear(features)
+        if track_stats or not self.training:
+            out = self.bn(hidden)
+        else:
+            out = F.batch_norm(hidden, None, None, self.bn.weight, self.bn.bias, training=True, eps=self.bn.eps)
         return features + out if self.residual else out
 
 
@@ -113,7 +122,8 @@ class GOProModel(PromptedCLIP):
         ctx_dim = self.text_encoder.width
         layers, width = self.image_encoder.num_layers, self.image_encoder.width
         names = ["shared"] if method_cfg.SHARED_GENERATOR else list(views)
-        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim) for name in names})
+        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim, method_cfg.ZERO_INIT_SHIFT)
+                                         for name in names})
         self.simproj = ImageProjector(self.image_encoder.output_dim, residual=method_cfg.PROJECTOR_IN_LOGITS)
         self.projector_in_logits = method_cfg.PROJECTOR_IN_LOGITS
 
@@ -165,6 +175,9 @@ class GOPro(CLIPTrainer):
         cfg.TRAINER.GOPRO.SEM_DISTANCE = "l2"  # paper: L2 norm; official code: "mse"
         cfg.TRAINER.GOPRO.SHARED_GENERATOR = False  # paper: one prompt generator per view; official: shared
         cfg.TRAINER.GOPRO.PROJECTOR_IN_LOGITS = True  # paper: P_v on the image branch of L_ce; official: only L_con
+        # rho starts at zero, so the image-conditioned shift does too and training starts from zero-shot CLIP's
+        # prompts (the paper is silent; the official code's default init shifts them at random: False)
+        cfg.TRAINER.GOPRO.ZERO_INIT_SHIFT = True
         cfg.TRAINER.GOPRO.CON_TEMPERATURE = 0.1
         cfg.TRAINER.GOPRO.AUGMIX_SEVERITY = 1
 
@@ -235,7 +248,9 @@ class GOPro(CLIPTrainer):
             loss = loss + g.W_SEM * loss_sem
             summary["loss_sem"] = loss_sem.item()
         if g.LOSS_CON:
-            loss_con = simclr_loss(z_orig, model.simproj(view_features["moco"]), g.CON_TEMPERATURE)
+            # the MoCo view's statistics stay out of the running ones that the logits use at evaluation
+            z_moco = model.simproj(view_features["moco"], track_stats=not model.projector_in_logits)
+            loss_con = simclr_loss(z_orig, z_moco, g.CON_TEMPERATURE)
             loss = loss + g.W_CON * loss_con
             summary["loss_con"] = loss_con.item()
         summary["loss"] = loss.item()
