@@ -23,12 +23,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import CenterCrop, Compose, InterpolationMode, Normalize, Resize, ToTensor
 from torchvision.transforms.functional import to_pil_image
-from yacs.config import CfgNode as CN
 
 from benchmarks.common import assert_same, build_clip, classnames, input_resolution, main, measure, resolve
+from promptlearn.config import get_cfg_default
 from promptlearn.data.transforms.views import build_augmix_view, build_mocov3_view
 from promptlearn.modeling.backbones import CLIP_PIXEL_MEAN, CLIP_PIXEL_STD
-from trainers.gopro import VIEWS, GOProModel
+from trainers.gopro import VIEWS, GOPro, GOProModel
 
 TEXT_BATCH_SIZE = 8192  # MODEL.TEXT_BATCH_SIZE's default
 TRAIN_BATCH = 4  # GOPro's training batch size
@@ -73,7 +73,9 @@ def _views_case(resolution: int, device, repeats: int):
 
 def _evaluation_case(clip_model, device, precision: str, repeats: int):
     images, classes = EVAL_SIZE[device.type]
-    cfg = CN({"N_CTX": 4, "CTX_INIT": "a photo of a", "SHARED_GENERATOR": False, "PROJECTOR_IN_LOGITS": True})
+    cfg = get_cfg_default()
+    GOPro.extend_cfg(cfg)  # the paper formulation's defaults
+    cfg = cfg.TRAINER.GOPRO
     resolution = input_resolution(clip_model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
