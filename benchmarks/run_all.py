@@ -8,10 +8,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch
-
 from benchmarks import eval_text_cache, gopro_views, per_image_prompts, text_truncation
-from benchmarks.common import describe, format_table, parse_args, resolve
+from benchmarks.common import main as benchmark_main
 
 MODULES = (text_truncation, per_image_prompts, eval_text_cache, gopro_views)
 
@@ -24,14 +22,7 @@ def run(device: str = "cpu", backbone: str = "", precision: str = "", repeats: i
 
 
 def main(argv=None):
-    args = parse_args(__doc__.split("\n")[0], argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device, backbone, precision = resolve(args.device, args.backbone, args.precision)
-    print(describe(device, backbone, precision, args.repeats))
-    results = run(device=args.device, backbone=backbone, precision=precision, repeats=args.repeats)
-    print(format_table(results))
-    return results
+    return benchmark_main(run, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":
