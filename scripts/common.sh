@@ -168,6 +168,14 @@ launch() {  # OUT_DIR TRAIN.PY-ARGUMENTS...: run (or, with DRY_RUN=1, print) one
 # ---------------------------------------------------------------------------------------------------
 # Protocols. Folder names follow CoOp/CoCoOp's scripts (base2new/, imagenet/, evaluation/).
 
+prepare_job() {  # PROTOCOL DATASET: check the settings; set the caller's cfg, cfg_file and data_file
+  check_settings
+  cfg="$(method_cfg "$1" "$2")"
+  cfg_file="$(trainer_config "$cfg")"
+  data_file="$(dataset_config "$2")"
+  load_opts
+}
+
 b2n_tail() {  # DATASET CFG SEED
   echo "$1/shots_$SHOTS/$TRAINER/$2$TAG/seed$3"
 }
@@ -176,11 +184,7 @@ base2new_train() {  # DATASET SEED: train on the base classes (SHOTS shots)
   [ $# -eq 2 ] || usage "DATASET SEED"
   local dataset="$1" seed="$2" cfg cfg_file data_file epoch out
   check_count SEED "$seed"
-  check_settings
-  cfg="$(method_cfg b2n "$dataset")"
-  cfg_file="$(trainer_config "$cfg")"
-  data_file="$(dataset_config "$dataset")"
-  load_opts
+  prepare_job b2n "$dataset"
   epoch="$(run_epochs "$cfg_file")"
   out="$OUTPUT/base2new/train_base/$(b2n_tail "$dataset" "$cfg" "$seed")"
   needs_run "$out" "$epoch" || return 0
@@ -193,11 +197,7 @@ base2new_test() {  # DATASET SEED: evaluate the base-trained model of the last e
   [ $# -eq 2 ] || usage "DATASET SEED"
   local dataset="$1" seed="$2" cfg cfg_file data_file epoch tail model_dir out
   check_count SEED "$seed"
-  check_settings
-  cfg="$(method_cfg b2n "$dataset")"
-  cfg_file="$(trainer_config "$cfg")"
-  data_file="$(dataset_config "$dataset")"
-  load_opts
+  prepare_job b2n "$dataset"
   epoch="$(load_epoch "$cfg_file")"
   tail="$(b2n_tail "$dataset" "$cfg" "$seed")"
   model_dir="$OUTPUT/base2new/train_base/$tail"
@@ -217,11 +217,7 @@ xd_train() {  # SEED: train on ImageNet, all 1,000 classes (SHOTS shots)
   [ $# -eq 1 ] || usage "SEED"
   local seed="$1" cfg cfg_file data_file epoch out
   check_count SEED "$seed"
-  check_settings
-  cfg="$(method_cfg xd imagenet)"
-  cfg_file="$(trainer_config "$cfg")"
-  data_file="$(dataset_config imagenet)"
-  load_opts
+  prepare_job xd imagenet
   epoch="$(run_epochs "$cfg_file")"
   out="$(xd_model_dir "$cfg" "$seed")"
   needs_run "$out" "$epoch" || return 0
@@ -234,11 +230,7 @@ xd_test() {  # DATASET SEED: evaluate the ImageNet model of the last epoch on DA
   [ $# -eq 2 ] || usage "DATASET SEED"
   local dataset="$1" seed="$2" cfg cfg_file data_file epoch model_dir out
   check_count SEED "$seed"
-  check_settings
-  cfg="$(method_cfg xd "$dataset")"
-  cfg_file="$(trainer_config "$cfg")"
-  data_file="$(dataset_config "$dataset")"
-  load_opts
+  prepare_job xd "$dataset"
   epoch="$(load_epoch "$cfg_file")"
   model_dir="$(xd_model_dir "$cfg" "$seed")"
   out="$OUTPUT/evaluation/$TRAINER/$cfg${TAG}_${SHOTS}shots/$dataset/seed$seed"
@@ -256,11 +248,7 @@ zeroshot() {  # DATASET [base|new|all]: evaluate CLIP without training on the ch
     base | new | all) ;;
     *) usage "DATASET [base|new|all]" ;;
   esac
-  check_settings
-  cfg="$(method_cfg zs "$dataset")"
-  cfg_file="$(trainer_config "$cfg")"
-  data_file="$(dataset_config "$dataset")"
-  load_opts
+  prepare_job zs "$dataset"
   out="$OUTPUT/$TRAINER/$cfg$TAG/$classes/$dataset"
   needs_run "$out" || return 0
   launch "$out" --root "$DATA" --trainer "$TRAINER" --dataset-config-file "$data_file" \
