@@ -9,7 +9,7 @@ import os
 
 import pytest
 import torch
-from conftest import REPO_ROOT, finish_train, read_results, start_train
+from conftest import REPO_ROOT, read_results, run_train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -40,9 +40,9 @@ def runs(demo_root, tmp_path_factory):
     for name in METHODS:
         for prec in PRECISIONS:
             out = str(base / f"{name}_{prec}")
-            train = finish_train(start_train(args(demo_root, name, prec, out)))
-            evaluation = finish_train(start_train(args(demo_root, name, prec, out + "_eval",
-                                                       ["--eval-only", "--model-dir", out, "--load-epoch", "1"])))
+            train = run_train(args(demo_root, name, prec, out))
+            evaluation = run_train(args(demo_root, name, prec, out + "_eval",
+                                        ["--eval-only", "--model-dir", out, "--load-epoch", "1"]))
             done[name, prec] = (out, train, evaluation)
     return done
 
