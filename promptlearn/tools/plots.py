@@ -1,6 +1,7 @@
 """Pictures of the result tables (a ``tables.Chart``) and of t-SNE embeddings, drawn on matplotlib's Agg canvas:
 files only, no display and no pyplot state, so they work on a headless machine and inside other programs."""
 import math
+import textwrap
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -32,8 +33,13 @@ def class_colors(n: int) -> List[tuple]:
 def chart_figure(chart, title: str) -> Figure:
     """``chart`` (grouped bars or lines, one axes per panel) drawn with ``title``."""
     fig = _bar_figure(chart) if chart.kind == "bars" else _line_figure(chart)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(fitted(title, fig), fontsize=11)
     return fig
+
+
+def fitted(title: str, fig: Figure) -> str:
+    """``title`` broken into lines that fit the figure's width (about 12 characters an inch at 11 points)."""
+    return textwrap.fill(title, width=max(30, int(fig.get_size_inches()[0] * 12)))
 
 
 def draw_chart(chart, title: str, path: str) -> None:
@@ -50,9 +56,11 @@ def _legend(fig: Figure, handles: list, columns: int = 8) -> None:
 def _bar_figure(chart) -> Figure:
     widest = max(len(p.groups) * max(len(p.series), 1) for p in chart.panels)
     entries = len({s.label for p in chart.panels for s in p.series}) + 2  # the legend: series, paper, missing
-    width = min(20.0, max(6.5, 2.0 + 0.22 * widest, 1.1 * min(entries, 8)))
-    fig = Figure(figsize=(width, 2.8 * len(chart.panels) + 1.2), layout="constrained")
-    axes = fig.subplots(len(chart.panels), 1, squeeze=False)[:, 0]
+    across = max(len(p.groups) for p in chart.panels) <= 3  # panels of few groups side by side, else stacked
+    rows, columns = (1, len(chart.panels)) if across else (len(chart.panels), 1)
+    width = min(20.0, max(6.5, (2.0 + 0.22 * widest) * columns, 1.1 * min(entries, 8)))
+    fig = Figure(figsize=(width, 2.8 * rows + 1.2), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
     colors = series_colors([s.label for p in chart.panels for s in p.series])
     any_published = any_missing = False
     for ax, panel in zip(axes, chart.panels):
@@ -154,5 +162,5 @@ def draw_scatter_panels(panels: Sequence[Tuple[str, np.ndarray]], labels: np.nda
         handles = [Line2D([], [], color=color, marker="o", linestyle="none", label=name)
                    for color, name in zip(colors, classnames)]
         _legend(fig, handles, columns=5)
-    fig.suptitle(title if caption is None else f"{title}\n{caption}", fontsize=10)
+    fig.suptitle("\n".join(fitted(t, fig) for t in (title, caption) if t), fontsize=10)
     fig.savefig(path, dpi=DPI)
