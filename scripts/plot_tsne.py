@@ -20,4 +20,4 @@ def train_config(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(config_for=train_config))
+    sys.exit(main(train_config))

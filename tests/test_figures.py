@@ -128,7 +128,7 @@ def run_tsne(argv) -> tuple:
 
     err = io.StringIO()
     with redirect_stderr(err):
-        code = tsne.main(argv, config_for=load_script("plot_tsne").train_config)
+        code = tsne.main(load_script("plot_tsne").train_config, argv)
     return code, err.getvalue()
 
 

@@ -169,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None, config_for: Callable = None) -> int:
+def main(config_for: Callable, argv: Optional[List[str]] = None) -> int:
     """``config_for(train_py_argv)`` returns the config ``train.py`` would run with (scripts/plot_tsne.py passes
-    train.py's own)."""
+    train.py's own, which is why the command lives there: the library does not import the application)."""
     args = build_parser().parse_args(argv)
     try:
         run(args, config_for)
