@@ -206,3 +206,18 @@ def test_amp_on_cuda_keeps_fp32_master_weights(demo_root, tmp_path):
     summary = trainer.forward_backward(first_batch(trainer))
     assert all(torch.isfinite(torch.tensor(v)) for v in summary.values())
     assert block.mlp.c_fc.weight.dtype == torch.float32 and not torch.equal(block.mlp.c_fc.weight, before)
+
+
+def test_readme_numbers():
+    """README, SLIP: ViT-B/16's last block has 7.1 M parameters and the head 19.9 M; fp16 rounds a step of 1e-5 on
+    a weight of 0.05 away (its steps there are 3e-5)."""
+    from promptlearn.modeling.clip_compat import clip
+    from trainers.slip import simclr_head
+
+    block = clip.model.ResidualAttentionBlock(768, 12)
+    assert round(sum(p.numel() for p in block.parameters()) / 1e6, 1) == 7.1
+    assert round(sum(p.numel() for p in simclr_head(512, 4096, 256).parameters()) / 1e6, 1) == 19.9
+    weight = torch.tensor(0.05, dtype=torch.float16)
+    assert weight + 1e-5 == weight and weight.float() + 1e-5 != weight.float()
+    assert (torch.nextafter(weight, torch.tensor(1.0, dtype=torch.float16)) - weight).item() == pytest.approx(3.05e-5,
+                                                                                                              rel=1e-2)
