@@ -119,6 +119,8 @@ def test_what_is_trained(demo_root):
     assert trainer.model.text_features().requires_grad is False
     with pytest.raises(UserError, match="TRAIN_BLOCKS must be between 0 and 4"):
         build_slip(demo_root, ["TRAINER.SLIP.TRAIN_BLOCKS", "5"])
+    with pytest.raises(UserError, match="needs a ViT backbone"):
+        build_slip(demo_root, ["MODEL.BACKBONE.NAME", "tiny-RN"])
 
 
 def block_grads(trainer: SLIP, w_ce: float, w_ssl: float) -> dict:
