@@ -44,7 +44,7 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python; fi
 fi
 
-ALL_METHODS=(zsclip coop cocoop maple gopro)
+ALL_METHODS=(zsclip slip coop cocoop maple gopro)
 B2N_DATASETS="imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"
 XD_TARGETS="caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"
 DG_TARGETS="imagenetv2 imagenet_sketch imagenet_a imagenet_r"

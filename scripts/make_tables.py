@@ -1,6 +1,8 @@
-"""Print the paper's tables from the results under an output folder, next to the published numbers.
+"""Print the paper's tables (and Figure 2) from the results under an output folder, next to the published numbers;
+with --out-dir, also write each as <slug>.md, <slug>.csv and <slug>.png.
 
-    python scripts/make_tables.py [OUTPUT] [--tables b2n xd dg ablation] [--format markdown|csv|simple]
+    python scripts/make_tables.py [OUTPUT] [--tables b2n xd dg ablation figure2] [--format markdown|csv|simple]
+                                  [--out-dir DIR]
 """
 import os
 import sys

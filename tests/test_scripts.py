@@ -37,6 +37,7 @@ METHODS = {  # method: (trainer, {protocol: (config, epochs)})
     "maple": ("MaPLe", {"b2n": ("vit_b16_c2_ep5_batch4_2ctx", 5),
                         "xd": ("vit_b16_c2_ep5_batch4_2ctx_cross_datasets", 2)}),
     "gopro": ("GOPro", {"b2n": ("vit_b16", 50), "xd": ("vit_b16_xd", 20)}),
+    "slip": ("SLIP", {"b2n": ("vit_b16", 10), "xd": ("vit_b16_xd", 5)}),
 }
 
 

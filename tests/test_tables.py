@@ -274,3 +274,132 @@ def test_own_dataset_only_has_no_paper_average(tmp_path):
     row = [line for line in titles["Base-to-new generalization per dataset (16 shots)"].splitlines()
            if "demo_shapes" in line][0]
     assert [cell.strip() for cell in row.split("|")[1:6]] == ["demo_shapes", "GOPro", "80.00", "60.00", "68.57"]
+
+
+# -- SLIP, Figure 2 and the files of --out-dir ------------------------------------------------------------------
+
+def write_nctx(root, counts, per_dataset: dict, seeds=(1,), skip=()) -> None:
+    """Figure 2's runs: GOPro vit_b16_nctx<N>, Base and New of ``per_dataset`` minus N/10 (``skip``: (N, dataset))."""
+    for n in counts:
+        write_b2n(root, "GOPro", f"vit_b16_nctx{n}",
+                  {d: (b - n / 10, nw - n / 10) for d, (b, nw, *_) in per_dataset.items() if (n, d) not in skip},
+                  seeds=seeds)
+
+
+def test_slip_row_has_the_papers_numbers(tmp_path):
+    write_b2n(tmp_path, "SLIP", "vit_b16", paper.B2N["SLIP"])
+    text = tables_text(tmp_path, ["b2n"])
+    assert row_of(section(text, "Table 1"), "SLIP")[1:] == ["69.77 ± 0.00", "74.28 ± 0.00", "71.96", "69.77",
+                                                            "74.28", "71.96", "+0.00", "+0.00", "+0.00"]
+    assert row_of(text, "DTD", "SLIP")[5:8] == ["56.71", "59.30", "57.98"]
+    assert paper.SLIP_NOTE in text
+
+
+def test_figure2_table(tmp_path):
+    datasets = {d: paper.B2N["GOPro"][d] for d in ("dtd", "eurosat")}
+    write_nctx(tmp_path, (1, 4, 16), datasets, seeds=(1, 2), skip={(16, "eurosat")})
+    write_b2n(tmp_path, "GOPro", "vit_b16", datasets)
+    titles = tables_by_title(tmp_path, ["b2n", "figure2"])
+    figure = titles["Figure 2: sensitivity to the number of prompt tokens (GOPro, vit_b16), base-to-new"]
+    assert row_of(figure, "DTD", "4")[2:5] == ["82.01 ± 0.00", "62.55 ± 0.00", "70.97"]
+    # the average over the datasets found: 16 tokens lacks EuroSAT, so it has no average, and the runs are missing
+    assert row_of(figure, "Average over 2 datasets", "1")[2:4] == [f"{(82.41 + 94.92) / 2 - 0.1:.2f} ± 0.00",
+                                                                   f"{(62.95 + 76.27) / 2 - 0.1:.2f} ± 0.00"]
+    assert row_of(figure, "Average over 2 datasets", "16")[2:5] == ["-", "-", "-"]
+    assert row_of(figure, "EuroSAT", "16")[2:5] == ["-", "-", "-"]
+    assert "Missing runs: 4 (16 tokens: 4 (eurosat base seed1, eurosat base seed2, eurosat new seed1, ...))" in figure
+    # the sweep's runs are not rows of the base-to-new tables
+    per_dataset = titles["Base-to-new generalization per dataset (16 shots)"]
+    assert "nctx" not in per_dataset and row_of(per_dataset, "DTD", "GOPro")[2] == "82.41 ± 0.00"
+
+
+def test_figure2_chart_shows_the_table(tmp_path):
+    write_nctx(tmp_path, (2, 8), {"dtd": (80.0, 60.0)}, seeds=(1, 2, 3))
+    runs, _ = collect_runs(str(tmp_path))
+    [table] = build_tables(Results(runs), ["figure2"])
+    assert table.slug == "figure2_prompt_tokens_gopro_vit_b16"
+    [panel] = table.chart.panels  # one dataset: its panel, no average
+    assert table.chart.kind == "lines" and panel.title == "DTD" and panel.groups == ["2", "8"]
+    base, new, hm = panel.series
+    assert [s.label for s in panel.series] == ["Base", "New", "H"] and [s.marker for s in panel.series] == \
+        ["D", "^", "o"]
+    assert base.values == pytest.approx([79.8, 79.2]) and new.values == pytest.approx([59.8, 59.2])
+    assert hm.values == pytest.approx([harmonic_mean(79.8, 59.8), harmonic_mean(79.2, 59.2)])
+    assert base.errors == [0.0, 0.0] and hm.errors == [None, None]
+
+
+def test_bar_charts_carry_the_published_numbers(tmp_path):
+    write_b2n(tmp_path, "GOPro", "vit_b16", paper.B2N["GOPro"], offsets=OFFSETS)
+    runs, _ = collect_runs(str(tmp_path))
+    per_dataset, average = build_tables(Results(runs), ["b2n"])
+    base, new, hm = per_dataset.chart.panels
+    assert base.groups[:2] == ["ImageNet", "Caltech101"] and [s.label for s in hm.series] == ["GOPro"]
+    assert hm.series[0].published == [v[2] for v in paper.B2N["GOPro"].values()]
+    assert base.series[0].errors[0] == pytest.approx(0.2449, abs=1e-4)
+    [panel] = average.chart.panels
+    assert panel.groups == ["Base", "New", "HM"] and panel.series[0].published == list(paper.B2N_AVERAGE["GOPro"])
+    assert panel.series[0].values == pytest.approx(list(paper.B2N_AVERAGE["GOPro"]), abs=0.006)
+
+
+def drawn_values(chart, title: str) -> tuple:
+    """The heights of the bars (or the y of the line points) and the published ticks the picture draws."""
+    from matplotlib.patches import Rectangle
+
+    from promptlearn.tools.plots import chart_figure
+
+    values, published = [], []
+    for ax in chart_figure(chart, title).axes:
+        values += [p.get_height() for p in ax.patches if isinstance(p, Rectangle)]
+        values += [y for line in ax.lines if line.get_marker() in ("D", "^", "o") for y in line.get_ydata()]
+        for collection in ax.collections:  # the published ticks are horizontal segments (error bars: vertical)
+            published += [a[1] for a, b in getattr(collection, "get_segments", list)() if a[1] == b[1] != a[0]]
+    return sorted(v for v in values if v == v), sorted(published)
+
+
+def chart_numbers(chart) -> tuple:
+    values = sorted(v for p in chart.panels for s in p.series for v in s.values if v is not None)
+    published = sorted(v for p in chart.panels for s in p.series for v in s.published if v is not None)
+    return values, published
+
+
+def largest_colour_share(path) -> float:
+    """The share of the PNG's pixels in its most frequent colour other than white (0 for a blank picture)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 22)
+        total = image.size[0] * image.size[1]
+    return max((count for count, rgb in colours if rgb != (255, 255, 255)), default=0) / total
+
+
+def test_out_dir_writes_every_tables_files(tmp_path, capsys):
+    out = tmp_path / "out"
+    write_b2n(out, "GOPro", "vit_b16", paper.B2N["GOPro"], offsets=OFFSETS)
+    write_b2n(out, "SLIP", "vit_b16", paper.B2N["SLIP"], seeds=(1, 2))
+    for row in ("ce", "ce_con"):
+        write_b2n(out, "GOPro", f"vit_b16_loss_{row}", {"dtd": (70.0, 50.0)}, seeds=(1,))
+    write_nctx(out, (1, 2), {"dtd": (80.0, 60.0), "eurosat": (90.0, 70.0)}, skip={(2, "dtd")})
+    for dataset, acc in paper.CROSS_DATASET["GOPro"].items():
+        rel = "imagenet/GOPro/vit_b16_xd_16shots/seed1" if dataset == "imagenet" else \
+            f"evaluation/GOPro/vit_b16_xd_16shots/{dataset}/seed1"
+        if dataset != "average":
+            write_result(out, rel, acc, "all", 1)
+    write_result(out, "evaluation/GOPro/vit_b16_xd_16shots/imagenet_a/seed1", 52.0, "all", 1)
+    assert main([str(out), "--out-dir", str(tmp_path / "tables")]) == 0
+    printed, err = capsys.readouterr()
+    slugs = ["b2n_per_dataset", "table1_b2n_average", "cross_dataset", "table2_domain_generalization",
+             "table3_ablation_vit_b16", "figure2_prompt_tokens_gopro_vit_b16"]
+    files = sorted(f"{s}.{ext}" for s in slugs for ext in ("csv", "md", "png"))
+    assert sorted(os.listdir(tmp_path / "tables")) == files
+    runs, _ = collect_runs(str(out))
+    for table in build_tables(Results(runs)):
+        stem = tmp_path / "tables" / table.slug
+        assert (stem.with_suffix(".csv")).read_text() == render(table, "csv") + "\n"
+        markdown = stem.with_suffix(".md").read_text()
+        assert markdown.startswith(f"### {table.title}\n") and f"]({table.slug}.png)" in markdown
+        assert render(table, "github").split("\n\n")[1].split("\n")[0] in markdown  # the same table
+        assert drawn_values(table.chart, table.title) == chart_numbers(table.chart), table.slug
+        assert largest_colour_share(stem.with_suffix(".png")) > 0.01, table.slug
+        assert table.title in printed  # printed as before
+    assert "Wrote 18 files" in err

@@ -1,2 +1,2 @@
 """The methods: importing this package registers every trainer."""
-from . import cocoop, coop, gopro, maple, zsclip  # noqa: F401
+from . import cocoop, coop, gopro, maple, slip, zsclip  # noqa: F401

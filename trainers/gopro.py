@@ -146,6 +146,10 @@ class GOProModel(PromptedCLIP):
     def classifier_features(self, image_features: torch.Tensor) -> torch.Tensor:
         return self.simproj(image_features) if self.projector_in_logits else image_features
 
+    def image_embedding(self, image: torch.Tensor) -> torch.Tensor:
+        """P_v's output in the paper structure, CLIP's image feature in the official one."""
+        return self.classifier_features(self.encode_image(image))
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Logits (B, C) of the original view only."""
         features, tokens = self.encode_images(image, with_tokens=True)

@@ -70,9 +70,12 @@ class MaPLeModel(PromptedCLIP):
         text_features = self.encode_text(learner(), learner.tokenized_prompts, deep_prompts=learner.text_deep_prompts())
         return F.normalize(text_features, dim=-1)
 
+    def image_embedding(self, image: torch.Tensor) -> torch.Tensor:
+        """The image encoder's output with MaPLe's vision prompts."""
+        return self.encode_image(image, visual_prompts=self.prompt_learner.vision_prompts())
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        image_features = self.encode_image(image, visual_prompts=self.prompt_learner.vision_prompts())
-        return self.logits(image_features, self.text_features())
+        return self.logits(self.image_embedding(image), self.text_features())
 
 
 @TRAINER_REGISTRY.register()

@@ -38,6 +38,12 @@ class PromptedCLIP(nn.Module):
     def encode_image(self, image: torch.Tensor, **kwargs):
         return self.image_encoder(image, **kwargs)
 
+    def image_embedding(self, image: torch.Tensor) -> torch.Tensor:
+        """The image encoder's output (B, E): the image features the logits compare with the class text features.
+
+        A method whose logits see other image features overrides it (GOPro's P_v, MaPLe's prompted encoder)."""
+        return self.encode_image(image)
+
     def encode_text(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor, **kwargs) -> torch.Tensor:
         return self.text_encoder(prompts, tokenized_prompts, max_batch=self.text_batch_size, **kwargs)
 

@@ -1,11 +1,14 @@
-"""The paper's tables from the ``results.json`` files under an output root, next to the published numbers.
+"""The paper's tables and Figure 2 from the ``results.json`` files under an output root, next to the published
+numbers; printed, and with ``--out-dir DIR`` also written as ``DIR/<slug>.md``, ``.csv`` and ``.png`` per table.
 
-    python scripts/make_tables.py [OUTPUT] [--tables b2n xd dg ablation] [--format github|simple|csv|...]
+    python scripts/make_tables.py [OUTPUT] [--tables b2n xd dg ablation figure2] [--format github|simple|csv|...]
+                                  [--out-dir DIR]
 
 Runs are found by the folder layout the scripts in ``scripts/`` write (``base2new/``, ``imagenet/``,
 ``evaluation/`` and the zero-shot ``<Trainer>/<CFG>/<base|new|all>/<DATASET>``). A table row is a trainer
 and its config name without the epoch count (``_ep<N>``), so CoOp's ImageNet config ``vit_b16_ep50_ctxv1``
-joins its ``vit_b16_ctxv1`` row; configs ending in ``_loss_<row>`` are the runs of Table 3.
+joins its ``vit_b16_ctxv1`` row; configs ending in ``_loss_<row>`` are the runs of Table 3 and configs ending
+in ``_nctx<N>`` the runs of Figure 2 (N prompt tokens).
 
 Numbers: a cell is the mean ± population std over seeds; a base-to-new HM is the harmonic mean of the mean
 Base and New; the 11-dataset average row averages Base and New over the datasets and its HM is the HM of
@@ -26,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from tabulate import tabulate, tabulate_formats
 
+from ..utils.tools import atomic_write
 from . import paper_results as paper
 
 DATASET_NAMES = {
@@ -39,12 +43,15 @@ B2N_DATASETS = ["imagenet", "caltech101", "oxford_pets", "stanford_cars", "oxfor
                 "fgvc_aircraft", "sun397", "dtd", "eurosat", "ucf101"]
 XD_TARGETS = B2N_DATASETS[1:]
 DG_TARGETS = ["imagenetv2", "imagenet_sketch", "imagenet_a", "imagenet_r"]
-TRAINER_ORDER = ["ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "MaPLe", "GOPro"]
+TRAINER_ORDER = ["ZeroshotCLIP", "ZeroshotCLIP2", "SLIP", "CoOp", "CoCoOp", "MaPLe", "GOPro"]
 ABLATION_ROWS = [("ce", "L_ce"), ("ce_con", "L_ce + L_con"), ("ce_sem1", "L_ce + L_sem(x1)"),
                  ("ce_sem2", "L_ce + L_sem(x2)"), ("ce_sem12", "L_ce + L_sem(x1 + x2)"),
                  ("full", "L_ce + L_sem + L_con")]
 ABLATION_SUFFIX = re.compile(r"^(?P<base>.+)_loss_(?P<row>ce|ce_con|ce_sem1|ce_sem2|ce_sem12)$")
-TABLES = ("b2n", "xd", "dg", "ablation")
+NCTX_SUFFIX = re.compile(r"^(?P<base>.+)_nctx(?P<n>\d+)$")
+TABLES = ("b2n", "xd", "dg", "ablation", "figure2")
+#: Figure 2's markers, as in the paper's legend (diamond Base, triangle New, circle H)
+FIGURE2_SERIES = (("Base", "D"), ("New", "^"), ("H", "o"))
 #: which protocol a kind of run belongs to (a method's seeds are counted per protocol)
 PROTOCOL = {"base": "b2n", "new": "b2n", "source": "transfer", "target": "transfer"}
 EXPECTED_CLASSES = {"base": "base", "new": "new", "source": "all", "target": "all"}
@@ -244,11 +251,56 @@ def cell_text(cell: Cell) -> str:
 
 
 @dataclass
+class Series:
+    """One bar colour or one line of a chart: a value per group (None: missing), its std, the published value."""
+
+    label: str
+    values: List[Optional[float]]
+    errors: List[Optional[float]]
+    published: List[Optional[float]]
+    marker: str = ""
+
+
+@dataclass
+class Panel:
+    title: str
+    groups: List[str]  # bar groups, or the x values of a line chart
+    series: List[Series]
+
+
+@dataclass
+class Chart:
+    """What a table's picture shows: ``bars`` (grouped bars, published values as black ticks) or ``lines``."""
+
+    kind: str
+    panels: List[Panel]
+    xlabel: str = ""
+    ylabel: str = "accuracy (%)"
+    columns: int = 1  # panels per row
+
+
+@dataclass
 class Table:
     title: str
     headers: List[str]
     rows: List[List[Cell]]
     notes: List[str]
+    slug: str = ""  # file name of the table's .md, .csv and .png
+    chart: Optional[Chart] = None
+
+
+def mean_std(cell: Cell) -> Tuple[Optional[float], Optional[float]]:
+    """A cell's value and std for a chart (None for a missing or non-numeric cell)."""
+    if isinstance(cell, Estimate):
+        return cell.mean, cell.std
+    if isinstance(cell, float):
+        return cell, None
+    return None, None
+
+
+def series_of(label: str, cells: Sequence[Cell], published: Sequence[Optional[float]], marker: str = "") -> Series:
+    parts = [mean_std(c) for c in cells]
+    return Series(label, [v for v, _ in parts], [e for _, e in parts], list(published), marker)
 
 
 def render(table: Table, fmt: str) -> str:
@@ -327,6 +379,8 @@ def common_notes(results: Results, methods: Sequence[Method], missing: List[str]
         notes.append("* fewer seeds than expected (those of the method's other runs, or --seeds)")
     notes.append(f"Missing runs: {len(missing)}" + (f" ({summarize_missing(missing, labels.values())})"
                                                     if missing else ""))
+    if any(m.trainer == "SLIP" for m in methods):
+        notes.append(paper.SLIP_NOTE)
     return notes
 
 
@@ -345,8 +399,17 @@ def is_ablation(method: Method) -> bool:
     return ABLATION_SUFFIX.match(method.family) is not None
 
 
+def is_sweep_point(method: Method) -> bool:
+    """A run of Table 3's ablation or of Figure 2's token sweep: not a method row of the other tables."""
+    return is_ablation(method) or NCTX_SUFFIX.match(method.family) is not None
+
+
+def slug(*parts: str) -> str:
+    return re.sub(r"[^a-z0-9_.-]+", "_", "_".join(parts).lower()).strip("_")
+
+
 def b2n_tables(results: Results, shots: int = 16) -> List[Table]:
-    methods = [m for m in results.methods(("base", "new")) if not is_ablation(m)]
+    methods = [m for m in results.methods(("base", "new")) if not is_sweep_point(m)]
     if not methods:
         return []
     labels = method_labels(methods)
@@ -360,10 +423,15 @@ def b2n_tables(results: Results, shots: int = 16) -> List[Table]:
             rows.append([dataset_name(d), labels[m],
                          *b2n_cells(results.estimate(m, "base", d), results.estimate(m, "new", d), published)])
     per_dataset = Table(f"Base-to-new generalization per dataset ({shots} shots)", ["Dataset", "Method", *B2N_HEADERS],
-                        rows, [])
+                        rows, [], slug="b2n_per_dataset")
     per_dataset.notes = common_notes(results, methods, missing, rows, labels)
     if any(m.trainer == "CoCoOp" for m in methods) and "oxford_flowers" in datasets:
         per_dataset.notes.append(paper.FLOWERS_COCOOP_NOTE)
+    names = [dataset_name(d) for d in datasets]
+    per_dataset.chart = Chart("bars", [
+        Panel(metric, names, [series_of(labels[m], [row[2 + k] for row in rows if row[1] == labels[m]],
+                                        [row[5 + k] for row in rows if row[1] == labels[m]]) for m in methods])
+        for k, metric in enumerate(("Base", "New", "HM"))])
 
     found = len([d for d in datasets if d in B2N_DATASETS])
     if not found:  # only datasets of one's own (e.g. the demo's): no average of the paper's 11 to show
@@ -374,42 +442,47 @@ def b2n_tables(results: Results, shots: int = 16) -> List[Table]:
         avg_rows.append([labels[m], *b2n_cells(results.average(m, "base", B2N_DATASETS),
                                                results.average(m, "new", B2N_DATASETS), published)])
     average = Table("Table 1: base-to-new generalization, average over the 11 datasets", ["Method", *B2N_HEADERS],
-                    avg_rows, [])
+                    avg_rows, [], slug="table1_b2n_average")
     average.notes = [f"HM = harmonic mean of the average Base and New; an average needs all 11 datasets "
                      f"({found} found)."]
+    average.chart = Chart("bars", [Panel("", ["Base", "New", "HM"],
+                                         [series_of(row[0], row[1:4], row[4:7]) for row in avg_rows])])
     return [per_dataset, average]
 
 
-def transfer_table(results: Results, title: str, targets: Sequence[str], average_over: Optional[Sequence[str]],
-                   published: Dict[str, Dict[str, float]], other_targets: bool) -> Optional[Table]:
+def transfer_table(results: Results, title: str, name: str, targets: Sequence[str],
+                   average_over: Optional[Sequence[str]], published: Dict[str, Dict[str, float]],
+                   other_targets: bool) -> Optional[Table]:
     """ImageNet (the source) and the targets found (with ``other_targets``, also datasets of no paper table);
     for each method one row of ours, one of the paper's numbers and one of the differences."""
     def shown(datasets: Set[str]) -> Set[str]:
         known = set(DATASET_NAMES) - {"imagenet"}
         return {d for d in datasets if d in targets or (other_targets and d not in known and d != "imagenet")}
 
-    methods = [m for m in results.methods(("target",)) if not is_ablation(m)
+    methods = [m for m in results.methods(("target",)) if not is_sweep_point(m)
                and shown(results.datasets(("target",), [m]))]
     if not methods:
         return None
     labels = method_labels(methods)
     columns = ["imagenet", *ordered(shown(results.datasets(("target",), methods)), targets)]
     headers = ["Method", *(dataset_name(d) for d in columns)] + (["Average"] if average_over else [])
-    rows = []
+    rows, series = [], []
     for m in methods:
         ours = [results.estimate(m, "source" if d == "imagenet" else "target", d) for d in columns]
         if average_over:
             ours.append(results.average(m, "target", average_over))
         rows.append([labels[m], *ours])
         pub = published.get(paper.PAPER_METHOD.get(m.trainer, ""))
+        pub_row = [None] * len(ours)
         if pub:
             pub_row = [pub.get(d) for d in columns] + ([pub.get("average")] if average_over else [])
             rows.append(["  paper", *pub_row])
             rows.append(["  Δ", *(delta(mean_of(o), p) for o, p in zip(ours, pub_row))])
+        series.append(series_of(labels[m], ours, pub_row))
     missing = (results.missing(methods, ("source",), ["imagenet"], labels)
                + results.missing(methods, ("target",), columns[1:], labels))
     notes = common_notes(results, methods, missing, rows, labels)
-    return Table(title, headers, rows, notes)
+    return Table(title, headers, rows, notes, slug=name, chart=Chart("bars", [Panel("", headers[1:], series)]))
 
 
 def ablation_tables(results: Results) -> List[Table]:
@@ -430,8 +503,52 @@ def ablation_tables(results: Results) -> List[Table]:
         missing = results.missing(methods, ("base", "new"), datasets, labels, expected=seeds)
         notes = common_notes(results, methods, missing, rows, labels)
         notes.append("x1 = the MoCo v3 view, x2 = the AugMix view; an average needs all 11 datasets.")
+        chart = Chart("bars", [Panel("", [row[0] for row in rows],
+                                     [series_of(metric, [row[1 + k] for row in rows], [row[4 + k] for row in rows])
+                                      for k, metric in enumerate(("Base", "New", "HM"))])])
         tables.append(Table(f"Table 3: GOPro loss ablation ({base}), base-to-new average over the 11 datasets",
-                             ["Losses", *B2N_HEADERS], rows, notes))
+                            ["Losses", *B2N_HEADERS], rows, notes, slug=slug("table3_ablation", base), chart=chart))
+    return tables
+
+
+def prompt_token_tables(results: Results) -> List[Table]:
+    """Figure 2 for every trainer and config with runs of the token sweep (folders ``<CFG>_nctx<N>``): Base, New
+    and HM per dataset and number of tokens, and their average over the datasets found when there are several."""
+    sweeps: Dict[Tuple[str, str], Dict[int, Method]] = defaultdict(dict)
+    for m in results.methods(("base", "new")):
+        match = NCTX_SUFFIX.match(m.family)
+        if match:
+            sweeps[(m.trainer, match.group("base"))][int(match.group("n"))] = m
+    tables = []
+    for (trainer, base), by_count in sorted(sweeps.items()):
+        counts = sorted(by_count)
+        methods = [by_count[n] for n in counts]
+        labels = {by_count[n]: f"{n} tokens" for n in counts}
+        datasets = ordered(results.datasets(("base", "new"), methods), B2N_DATASETS)
+        groups = [(dataset_name(d), d) for d in datasets]  # (name, dataset); None: the average over them
+        if len(datasets) > 1:
+            groups.insert(0, (f"Average over {len(datasets)} datasets", None))
+        rows, panels = [], []
+        for name, dataset in groups:
+            cells = []
+            for n in counts:
+                base_est, new_est = (results.estimate(by_count[n], kind, dataset) if dataset else
+                                     results.average(by_count[n], kind, datasets) for kind in ("base", "new"))
+                hm = harmonic_mean(base_est.mean, new_est.mean) if base_est and new_est else None
+                cells.append([base_est, new_est, hm])
+                rows.append([name, str(n), base_est, new_est, hm])
+            panels.append(Panel(name, [str(n) for n in counts],
+                                [series_of(label, [c[k] for c in cells], [None] * len(counts), marker)
+                                 for k, (label, marker) in enumerate(FIGURE2_SERIES)]))
+        seeds = set.union(*(results.expected_seeds(m, "base") for m in methods))
+        missing = results.missing(methods, ("base", "new"), datasets, labels, expected=seeds)
+        notes = common_notes(results, methods, missing, rows, labels)
+        notes.append("An average is shown only for the token counts run on every dataset found; the paper's "
+                     "Figure 2 publishes no values to compare with.")
+        chart = Chart("lines", panels, xlabel="prompt tokens (N_CTX)", columns=min(len(panels), 4))
+        tables.append(Table(f"Figure 2: sensitivity to the number of prompt tokens ({trainer}, {base}), base-to-new",
+                            ["Dataset", "Tokens", "Base", "New", "HM"], rows, notes,
+                            slug=slug("figure2_prompt_tokens", trainer, base), chart=chart))
     return tables
 
 
@@ -440,14 +557,48 @@ def build_tables(results: Results, which: Sequence[str] = TABLES, shots: int = 1
     if "b2n" in which:
         tables += b2n_tables(results, shots)
     if "xd" in which:
-        tables.append(transfer_table(results, f"Cross-dataset transfer (source ImageNet, {shots} shots)", XD_TARGETS,
-                                     XD_TARGETS, paper.CROSS_DATASET, other_targets=True))
+        tables.append(transfer_table(results, f"Cross-dataset transfer (source ImageNet, {shots} shots)",
+                                     "cross_dataset", XD_TARGETS, XD_TARGETS, paper.CROSS_DATASET, other_targets=True))
     if "dg" in which:
         tables.append(transfer_table(results, f"Table 2: domain generalization (source ImageNet, {shots} shots)",
-                                     DG_TARGETS, None, paper.DOMAIN_GENERALIZATION, other_targets=False))
+                                     "table2_domain_generalization", DG_TARGETS, None, paper.DOMAIN_GENERALIZATION,
+                                     other_targets=False))
     if "ablation" in which:
         tables += ablation_tables(results)
+    if "figure2" in which:
+        tables += prompt_token_tables(results)
     return [t for t in tables if t is not None]
+
+
+def render_markdown_file(table: Table, image: Optional[str] = None) -> str:
+    """A table's ``.md`` file: a heading, the table, its notes as a list and, if given, its picture."""
+    body = tabulate([[cell_text(c) for c in row] for row in table.rows], headers=table.headers, tablefmt="github",
+                    disable_numparse=True, stralign="right")
+    parts = [f"### {table.title}", body, "\n".join(f"- {note}" for note in table.notes)]
+    if image:
+        parts.append(f"![{table.title}]({image})")
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def write_tables(tables: Sequence[Table], out_dir: str) -> List[str]:
+    """``<slug>.md``, ``<slug>.csv`` and ``<slug>.png`` of every table in ``out_dir``; the paths written."""
+    from .plots import draw_chart  # matplotlib only when pictures are asked for
+
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for table in tables:
+        stem = os.path.join(out_dir, table.slug)
+        image = None
+        if table.chart is not None:
+            draw_chart(table.chart, table.title, stem + ".png")
+            image = os.path.basename(stem) + ".png"
+            written.append(stem + ".png")
+        for path, text in ((stem + ".md", render_markdown_file(table, image)),
+                           (stem + ".csv", render_csv(table) + "\n")):
+            with atomic_write(path) as f:
+                f.write(text)
+            written.append(path)
+    return written
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -459,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seeds every method should have (default: the seeds found for the method)")
     parser.add_argument("--format", default="github",
                         help="markdown (= github), csv, or any tabulate format such as simple (default: github)")
+    parser.add_argument("--out-dir", help="also write every table as <slug>.md, <slug>.csv and <slug>.png here")
     return parser
 
 
@@ -480,6 +632,10 @@ def main(argv: Optional[List[str]] = None) -> int:
               "runs in the scripts' folder layout).", file=sys.stderr)
         return 1
     print("\n\n".join(render(t, args.format) for t in tables))
+    if args.out_dir:
+        written = write_tables(tables, args.out_dir)
+        print(f"Wrote {len(written)} files to {args.out_dir}: "
+              f"{', '.join(sorted({os.path.splitext(os.path.basename(p))[0] for p in written}))}", file=sys.stderr)
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Table 1 and the per-dataset base-to-new results: for every dataset, method and seed, train on the base
 # classes, then evaluate the last-epoch model on the new classes (zero-shot CLIP: evaluate on both).
-# Usage: bash scripts/tables/table1_base2new.sh [METHOD...]   (default: zsclip coop cocoop maple gopro)
+# Usage: bash scripts/tables/table1_base2new.sh [METHOD...]   (default: zsclip slip coop cocoop maple gopro)
 # SEEDS (default "1 2 3"; GOPro's official scripts used "1 2 3 4 5") and DATASETS (default: the 11
 # datasets) choose the runs; other settings as in scripts/common.sh. Finished jobs are skipped, so running
 # the sweep again continues where it stopped. Print the tables with: python scripts/make_tables.py

@@ -1,4 +1,4 @@
-"""Self-supervised views of a raw (decoded, not yet normalized) training image, for GOPro.
+"""Self-supervised views of a raw (decoded, not yet normalized) training image, for GOPro and SLIP.
 
 - ``build_mocov3_view``: the first of MoCo v3's two asymmetric views -- random resized crop (0.08, 1),
   colour jitter 0.4/0.4/0.2/0.1 with p 0.8, grayscale p 0.2, Gaussian blur sigma in [0.1, 2] always,
@@ -6,6 +6,8 @@
 - ``build_augmix_view``: random resized crop + flip, then AugMix (width 3, depth 1-3, Dirichlet(1,1,1)
   chain weights, Beta(1,1) blend with the crop) over the nine AugMix operations at the magnitudes of the
   official GOPro code (severity 1; see ``ReferenceAugMix``).
+- ``build_slip_view``: SLIP's SimCLR view -- random resized crop (0.08, 1), colour jitter 0.4/0.4/0.4/0.1
+  with p 0.8, grayscale p 0.2, Gaussian blur sigma in [0.1, 2] with p 0.5, horizontal flip.
 
 Both end with ToTensor and CLIP's normalization and run as DataLoader transforms (one call per image,
 in the workers), so every view is made from its own image and never round-trips through the device.
@@ -73,15 +75,19 @@ def _to_clip_tensor(mean, std) -> list:
     return [ToTensor(), Normalize(mean=mean, std=std)]
 
 
+def _blur_kernel(size) -> int:
+    """An odd Gaussian-blur kernel of about 10% of the image side (23 px at 224)."""
+    return 2 * round(0.05 * max(size)) + 1
+
+
 def build_mocov3_view(size, mean, std) -> Compose:
-    """MoCo v3's first view; blur kernel ~ 10% of the image side (23 px at 224)."""
+    """MoCo v3's first view."""
     size = tuple(size)
-    kernel = 2 * round(0.05 * max(size)) + 1
     return Compose([
         RandomResizedCrop(size, scale=(0.08, 1.0)),
         RandomApply([ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
         RandomGrayscale(p=0.2),
-        GaussianBlur(kernel_size=kernel, sigma=(0.1, 2.0)),
+        GaussianBlur(kernel_size=_blur_kernel(size), sigma=(0.1, 2.0)),
         RandomHorizontalFlip(),
         *_to_clip_tensor(mean, std),
     ])
@@ -93,5 +99,18 @@ def build_augmix_view(size, mean, std, severity: int = 1) -> Compose:
         RandomResizedCrop(tuple(size)),
         RandomHorizontalFlip(),
         ReferenceAugMix(severity=severity),
+        *_to_clip_tensor(mean, std),
+    ])
+
+
+def build_slip_view(size, mean, std) -> Compose:
+    """One of SLIP's two SimCLR views (its colour jitter is not strengthened, its blur is applied half the time)."""
+    size = tuple(size)
+    return Compose([
+        RandomResizedCrop(size, scale=(0.08, 1.0)),
+        RandomApply([ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1)], p=0.8),
+        RandomGrayscale(p=0.2),
+        RandomApply([GaussianBlur(kernel_size=_blur_kernel(size), sigma=(0.1, 2.0))], p=0.5),
+        RandomHorizontalFlip(),
         *_to_clip_tensor(mean, std),
     ])
