@@ -23,6 +23,8 @@ from promptlearn.utils.distributed import get_rank, init_distributed_from_env, i
 from promptlearn.utils.logger import write_to_log_file
 
 logger = logging.getLogger("promptlearn.train")
+# the application's loggers, whose records go to the console and the log file with the engine's
+APPLICATION_LOGGERS = ("datasets", "trainers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +93,7 @@ def setup_cfg(args):
 def main(args) -> None:
     cfg = setup_cfg(args)
     init_distributed_from_env(cfg.USE_CUDA)
-    setup_logger(cfg.OUTPUT_DIR, rank=get_rank())
+    setup_logger(cfg.OUTPUT_DIR, rank=get_rank(), extra_loggers=APPLICATION_LOGGERS)
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
