@@ -1,11 +1,10 @@
-"""Small file, seed and environment helpers (Dassl's ``dassl.utils.tools``)."""
+"""Small file, image, seed and environment helpers (the names of Dassl's ``dassl.utils``)."""
 import contextlib
 import json
 import os
 import random
 import sys
 import uuid
-import warnings
 
 import numpy as np
 import torch
@@ -16,13 +15,6 @@ from ..errors import UserError
 
 def mkdir_if_missing(dirname: str) -> None:
     os.makedirs(dirname, exist_ok=True)
-
-
-def check_isfile(fpath: str) -> bool:
-    isfile = os.path.isfile(fpath)
-    if not isfile:
-        warnings.warn(f'No file found at "{fpath}"', stacklevel=2)
-    return isfile
 
 
 @contextlib.contextmanager
@@ -101,9 +93,3 @@ def collect_env_info() -> str:
             lines.append(f"GPU {i}: {torch.cuda.get_device_name(i)}")
     lines.append(f"CPU threads: {torch.get_num_threads()}")
     return "\n".join(lines)
-
-
-def tolist_if_not(x) -> list:
-    if not isinstance(x, list):
-        x = [x]
-    return x
