@@ -15,6 +15,8 @@ In two forked ranks (cheaper than torchrun, same process group):
   of one process on the whole batch;
 - the ranks' augmentation streams differ (transforms in the process and the loader workers' seeds), and an
   epoch's stream is the same whenever it is drawn again (a resumed run continues exactly);
+- a loss computed outside ``training_forward`` (what a ported trainer that calls its model itself does) stops
+  with the advice to use it, rather than training with gradients DDP never averaged;
 - ``simclr_loss`` and ``batch_norm`` over 2 ranks equal one process on the concatenated batch, gradients
   included, and BatchNorm's pooled running statistics equal the single process's.
 """
@@ -37,6 +39,7 @@ from PIL import Image
 
 import train
 from promptlearn.engine import build_trainer
+from promptlearn.errors import UserError
 from promptlearn.modeling.losses import simclr_loss
 from promptlearn.tools.make_demo_data import make_demo_dataset
 from promptlearn.utils.distributed import batch_norm
@@ -275,6 +278,13 @@ def _steps_worker(rank, port, root, out_dir):
             losses, state = two_steps(trainer, shard(batches[method], rank))
             report[method] = {"losses": losses, "state": state, "accuracy": trainer.test()}
         report["streams"] = [augmentation_draws(trainer, epoch) for epoch in (0, 0, 1)]
+        # a loss computed outside training_forward (a ported trainer calling its model itself) is refused:
+        # DistributedDataParallel would not average its gradients
+        image, _ = trainer.parse_batch_train(shard(batches["GOPro"], rank))
+        try:
+            trainer.model_backward(trainer.model(image).sum())
+        except UserError as err:
+            report["outside_ddp"] = str(err)
         torch.save(report, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -325,6 +335,9 @@ def test_two_ranks_train_as_one_process_on_the_whole_batch(data_root, tmp_path):
     assert not torch.equal(views0, views1) and not torch.equal(worker0, worker1)
     assert torch.equal(views0, again0) and torch.equal(worker0, worker_again0)
     assert not torch.equal(views0, next0)
+    for report in reports:
+        assert "outside the engine's DistributedDataParallel" in report["outside_ddp"]
+        assert "self.training_forward" in report["outside_ddp"]
 
 
 def _features(seed=0, batch=8, dim=16):

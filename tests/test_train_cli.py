@@ -100,8 +100,8 @@ def test_coop_training_outputs(runs):
     with open(os.path.join(out, "prompt_learner", "checkpoint")) as f:
         assert f.read() == "model.pth.tar-3\n"
     log = read_log(out)
-    for line in ["Setting fixed seed: 1", "trainer: CoOp", "dataset: DemoShapes",
-                 "SUBSAMPLE BASE CLASSES!", "Initial context: \"a photo of a\"", "Number of context words (tokens): 4",
+    for line in ["Setting fixed seed: 1", "trainer: CoOp", "dataset: DemoShapes", "Classes: the base half (5 of 10)",
+                 "Initial context: \"a photo of a\"", "Number of context words (tokens): 4",
                  "No checkpoint to resume from: training starts at epoch 1", f"Saved {checkpoint_file(out, 3)}",
                  "Finish training", "Final evaluation: the last epoch", "Evaluation on the test split", "=> result"]:
         assert line in log.splitlines()
@@ -178,7 +178,7 @@ def test_new_classes_from_a_base_checkpoint(runs):
     out = runs["out"]["eval_new"]
     no_traceback(runs["proc"]["eval_new"])
     log = read_log(out)
-    assert "SUBSAMPLE NEW CLASSES!" in log
+    assert "Classes: the new half (5 of 10)" in log
     results = read_results(out)
     assert results["run"]["subsample_classes"] == "new" and results["run"]["num_classes"] == 5
     assert results["test"]["total"] == 20 and results["test"]["epoch"] == EPOCHS

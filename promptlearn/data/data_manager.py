@@ -111,10 +111,7 @@ class DatasetWrapper(TorchDataset):
     """
 
     def __init__(self, cfg, data_source, transform=None, is_train: bool = False):
-        self.cfg = cfg
-        self.data_source = data_source
-        self.transform = transform
-        self.is_train = is_train
+        self.cfg, self.data_source, self.transform, self.is_train = cfg, data_source, transform, is_train
         self.k_tfm = cfg.DATALOADER.K_TRANSFORMS if is_train else 1
         if self.k_tfm > 1 and transform is None:
             raise UserError("DATALOADER.K_TRANSFORMS > 1 needs a transform (INPUT.NO_TRANSFORM is set)")

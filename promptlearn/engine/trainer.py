@@ -41,7 +41,7 @@ from ..utils.distributed import (
     use_cross_rank_batchnorm,
 )
 from ..utils.meters import AverageMeter, MetricMeter
-from ..utils.tools import atomic_write, mkdir_if_missing, read_json, set_random_seed
+from ..utils.tools import atomic_write, mkdir_if_missing, read_json, set_random_seed, unimplemented
 from .checkpointing import CheckpointMixin
 
 logger = logging.getLogger(__name__)
@@ -191,28 +191,14 @@ class TrainerBase(CheckpointMixin):
     def after_epoch(self):
         """Hook: at the end of every epoch."""
 
-    def run_epoch(self):
-        """One pass over the training data."""
-        raise NotImplementedError
-
-    def test(self, split=None):
-        raise NotImplementedError
-
-    def parse_batch_train(self, batch):
-        """A training batch (the loader's dict) -> the inputs of ``forward_backward``."""
-        raise NotImplementedError
-
-    def parse_batch_test(self, batch):
-        """An evaluation batch -> (input, label)."""
-        raise NotImplementedError
-
-    def forward_backward(self, batch):
-        """One optimization step on ``batch``; returns a dict of numbers to report (losses, accuracy)."""
-        raise NotImplementedError
-
-    def model_inference(self, input):
-        """The logits of an evaluation batch."""
-        raise NotImplementedError
+    run_epoch = unimplemented("run_epoch", "one pass over the training data")
+    test = unimplemented("test", "an evaluation; returns its first metric")
+    parse_batch_train = unimplemented("parse_batch_train", "a training batch (the loader's dict) -> the inputs "
+                                                           "forward_backward uses")
+    parse_batch_test = unimplemented("parse_batch_test", "an evaluation batch -> (input, label)")
+    forward_backward = unimplemented("forward_backward", "one optimization step on a batch; returns a dict of the "
+                                                         "numbers to report (losses, accuracy)")
+    model_inference = unimplemented("model_inference", "the logits of an evaluation batch")
 
 
 class SimpleTrainer(TrainerBase):
@@ -221,16 +207,14 @@ class SimpleTrainer(TrainerBase):
     def __init__(self, cfg):
         super().__init__()
         self.check_cfg(cfg)
-        use_cuda = torch.cuda.is_available() and cfg.USE_CUDA
-        self.device = torch.device("cuda", torch.cuda.current_device()) if use_cuda else torch.device("cpu")
-        self.start_epoch = self.epoch = 0
-        self.max_epoch = cfg.OPTIM.MAX_EPOCH
-        self.output_dir = cfg.OUTPUT_DIR
-        self.cfg = cfg
-        self.build_data_loader()
+        self.cfg, self.output_dir = cfg, cfg.OUTPUT_DIR
+        on_gpu = torch.cuda.is_available() and cfg.USE_CUDA
+        self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+        self.start_epoch, self.epoch, self.max_epoch = 0, 0, cfg.OPTIM.MAX_EPOCH
+        self.best_result = -math.inf
+        self.build_data_loader()  # the data first: build_model reads the class names and counts
         self.build_model()
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
-        self.best_result = -math.inf
         self._prepare_ranks()
 
     def check_cfg(self, cfg) -> None:
@@ -247,8 +231,8 @@ class SimpleTrainer(TrainerBase):
         self.lab2cname = dm.lab2cname
         self.dm = dm
 
-    def build_model(self) -> None:
-        raise NotImplementedError("a trainer must build and register its model in build_model()")
+    build_model = unimplemented("build_model", "build the model and register its learnable parts "
+                                               "(register_model) with their optimizer and scheduler")
 
     # -------------------------------------------------------------------------------- distributed runs
     def _prepare_ranks(self) -> None:

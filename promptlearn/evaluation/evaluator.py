@@ -11,26 +11,23 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
 from ..utils.distributed import all_gather_object, is_main_process
+from ..utils.tools import unimplemented
 from .build import EVALUATOR_REGISTRY
 
 logger = logging.getLogger(__name__)
 
 
 class EvaluatorBase:
-    """The evaluator protocol: ``reset()``, ``process(model_output, ground_truth)`` per batch, ``evaluate()``
-    -> an ordered dict whose first value is what ``trainer.test()`` returns."""
+    """What the trainer calls: ``reset()`` before an evaluation, ``process(model_output, ground_truth)`` for every
+    batch, ``evaluate()`` at the end."""
 
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def reset(self):
-        raise NotImplementedError
-
-    def process(self, mo, gt):
-        raise NotImplementedError
-
-    def evaluate(self):
-        raise NotImplementedError
+    reset = unimplemented("reset", "forget what earlier batches gave")
+    process = unimplemented("process", "take in one batch: the model's output and the ground truth")
+    evaluate = unimplemented("evaluate", "the metrics of the batches taken in, as an ordered dict whose first "
+                                         "value is what trainer.test() returns")
 
 
 @EVALUATOR_REGISTRY.register()

@@ -13,6 +13,17 @@ from PIL import Image
 from ..errors import UserError
 
 
+def unimplemented(name: str, what: str):
+    """A method a subclass must provide; the inherited one says which class lacks it and what it should do."""
+
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement {name}(): {what}")
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = what
+    return method
+
+
 def mkdir_if_missing(dirname: str) -> None:
     os.makedirs(dirname, exist_ok=True)
 
