@@ -42,7 +42,7 @@ from promptlearn.engine import build_trainer
 from promptlearn.errors import UserError
 from promptlearn.modeling.losses import simclr_loss
 from promptlearn.tools.make_demo_data import make_demo_dataset
-from promptlearn.utils.distributed import batch_norm
+from promptlearn.utils.distributed import batch_norm, use_cross_rank_batchnorm
 from promptlearn.utils.tools import set_random_seed
 
 DATASET_YAML = os.path.join(REPO_ROOT, "configs", "datasets", "demo_shapes.yaml")
@@ -379,10 +379,17 @@ def _ranks_worker(rank, port, out_dir):
         (out * w_all[rows]).sum().backward()
         frozen = _norm_layer()
         batch_norm(frozen, x_all[rows], update_stats=False)
+        # a model's own BatchNorm layer, converted in place: the same computation through its forward
+        net = torch.nn.Sequential(torch.nn.Identity(), _norm_layer())
+        weight = net[1].weight
+        converted = use_cross_rank_batchnorm(net)
+        net_out = net(x_all[rows])
         torch.save({"loss": loss.detach(), "grad_a": a.grad, "grad_b": b.grad, "norm_out": out.detach(),
                     "norm_grad_x": x.grad, "norm_grad_weight": layer.weight.grad,
                     "running": (layer.running_mean, layer.running_var, layer.num_batches_tracked),
-                    "untouched": (frozen.running_mean, frozen.running_var)}, os.path.join(out_dir, f"rank{rank}.pt"))
+                    "untouched": (frozen.running_mean, frozen.running_var), "converted": converted,
+                    "same_weight": net[1].weight is weight, "net_out": net_out.detach(),
+                    "net_running_var": net[1].running_var}, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -416,5 +423,8 @@ def test_simclr_loss_and_batch_norm_across_ranks(tmp_path):
         torch.testing.assert_close(var, layer.running_var)  # pooled exactly (an average of the halves' is not)
         assert int(count) == 1
         assert torch.equal(r["untouched"][0], torch.zeros(3)) and torch.equal(r["untouched"][1], torch.ones(3))
+        assert r["converted"] == 1 and r["same_weight"]  # an optimizer built before keeps updating it
+        torch.testing.assert_close(r["net_running_var"], layer.running_var)
+    torch.testing.assert_close(torch.cat([r["net_out"] for r in ranks]), out.detach())
     halves = [x_all[:4].var(0), x_all[4:].var(0)]
     assert not torch.allclose((halves[0] + halves[1]) / 2 * 0.1 + 0.9, layer.running_var)

@@ -193,8 +193,8 @@ def batch_norm(layer: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, update_s
         layer.num_batches_tracked.add_(1)
         momentum = layer.momentum if layer.momentum is not None else 1.0 / float(layer.num_batches_tracked)
         with torch.no_grad():
-            layer.running_mean.lerp_(mean.to(layer.running_mean.dtype), momentum)
-            layer.running_var.lerp_(unbiased_var.to(layer.running_var.dtype), momentum)
+            layer.running_mean.lerp_(mean.detach().to(layer.running_mean.dtype), momentum)
+            layer.running_var.lerp_(unbiased_var.detach().to(layer.running_var.dtype), momentum)
     out = (values - mean.reshape(shape)) * torch.rsqrt(var.reshape(shape) + layer.eps)
     if layer.affine:
         out = out * layer.weight.float().reshape(shape) + layer.bias.float().reshape(shape)
