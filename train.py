@@ -5,9 +5,11 @@
         --config-file configs/trainers/GOPro/vit_b16.yaml \\
         --output-dir output/... [--seed 1] [--eval-only --model-dir DIR --load-epoch N] [KEY VALUE ...]
 
-Runs under ``torchrun --nproc_per_node N train.py ...`` for several GPUs (or CPU processes).
+Under ``torchrun --nproc_per_node N train.py ...`` each process trains on its share of every batch (several
+GPUs, or CPU processes).
 """
 import argparse
+import contextlib
 import logging
 import sys
 
@@ -15,69 +17,75 @@ import torch
 
 import datasets  # noqa: F401  (registers the dataset readers)
 import trainers  # noqa: F401  (registers the trainers)
-from promptlearn.config import get_cfg_default, merge_from_file, merge_from_list
+from promptlearn.config import get_cfg_default, merge_from_file, merge_from_list, warn_dassl_only_keys
 from promptlearn.engine import build_trainer, extend_cfg_for_trainers
 from promptlearn.errors import UserError
 from promptlearn.utils import collect_env_info, set_random_seed, setup_logger
-from promptlearn.utils.distributed import get_rank, init_distributed_from_env, is_distributed, shared_random_seed
+from promptlearn.utils.distributed import (
+    LostRankError,
+    get_rank,
+    init_distributed_from_env,
+    is_distributed,
+    reporting_lost_ranks,
+    shared_random_seed,
+)
 from promptlearn.utils.logger import write_to_log_file
 
 logger = logging.getLogger("promptlearn.train")
+# the application's loggers, whose records go to the console and the log file with the engine's
+APPLICATION_LOGGERS = ("datasets", "trainers")
+
+# flag (argparse attribute) -> the config key it sets when given; --seed is handled apart (0 is a seed)
+FLAG_KEYS = {
+    "root": "DATASET.ROOT",
+    "output_dir": "OUTPUT_DIR",
+    "resume": "RESUME",
+    "transforms": "INPUT.TRANSFORMS",
+    "trainer": "TRAINER.NAME",
+    "backbone": "MODEL.BACKBONE.NAME",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--root", type=str, default="", help="path to dataset")
-    parser.add_argument("--output-dir", type=str, default="", help="output directory")
-    parser.add_argument("--resume", type=str, default="", help="checkpoint directory (from which the training resumes)")
-    parser.add_argument("--seed", type=int, default=-1, help="only non-negative value enables a fixed seed")
-    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
-    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
-    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
-    parser.add_argument("--config-file", type=str, default="", help="path to config file")
-    parser.add_argument("--dataset-config-file", type=str, default="", help="path to config file for dataset setup")
-    parser.add_argument("--trainer", type=str, default="", help="name of trainer")
-    parser.add_argument("--backbone", type=str, default="", help="name of CNN backbone")
-    parser.add_argument("--head", type=str, default="", help="name of head")
-    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
-    parser.add_argument("--model-dir", type=str, default="", help="load model from this directory for eval-only mode")
-    parser.add_argument("--load-epoch", type=int, help="load model weights at this epoch for evaluation")
-    parser.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
-    parser.add_argument("opts", default=None, nargs=argparse.REMAINDER,
-                        help="modify config options using the command-line")
+    add = parser.add_argument
+    add("--root", default="", help="data root: the folder holding one folder per dataset (DATASET.ROOT)")
+    add("--output-dir", default="", help="folder for the log, checkpoints and results.json (OUTPUT_DIR)")
+    add("--resume", default="", help="resume from the checkpoints in this folder instead of --output-dir (RESUME)")
+    add("--seed", type=int, default=-1, help="seed of every random generator; 0 or more fixes it (SEED)")
+    add("--transforms", nargs="+", help="training transforms, e.g. random_flip normalize (INPUT.TRANSFORMS)")
+    add("--config-file", default="", help="the method's YAML (configs/trainers/<Trainer>/)")
+    add("--dataset-config-file", default="", help="the dataset's YAML (configs/datasets/)")
+    add("--trainer", default="", help="a registered trainer: ZeroshotCLIP, CoOp, CoCoOp, MaPLe, GOPro (TRAINER.NAME)")
+    add("--backbone", default="", help="CLIP backbone, e.g. ViT-B/16 (MODEL.BACKBONE.NAME)")
+    add("--eval-only", action="store_true", help="evaluate (the weights of --model-dir, if given) and stop")
+    add("--model-dir", default="", help="with --eval-only: the output folder of a training run to load")
+    add("--load-epoch", type=int, help="with --model-dir: load model.pth.tar-N (default: model-best.pth.tar)")
+    add("--no-train", action="store_true", help="build everything, train nothing")
+    add("opts", nargs=argparse.REMAINDER, default=None, help="trailing KEY VALUE pairs that override the config")
     return parser
 
 
 def reset_cfg(cfg, args) -> None:
-    if args.root:
-        cfg.DATASET.ROOT = args.root
-    if args.output_dir:
-        cfg.OUTPUT_DIR = args.output_dir
-    if args.resume:
-        cfg.RESUME = args.resume
-    if args.seed >= 0:  # unlike CoOp's `if args.seed:`, --seed 0 is a seed too
+    """Write the given flags into ``cfg`` (between the YAML files and the trailing KEY VALUE pairs)."""
+    for attr, key in FLAG_KEYS.items():
+        value = getattr(args, attr)
+        if value:
+            node, leaf = cfg, key.split(".")
+            for name in leaf[:-1]:
+                node = node[name]
+            node[leaf[-1]] = value
+    if args.seed >= 0:  # CoOp's `if args.seed:` would take --seed 0 for "no seed"
         cfg.SEED = args.seed
-    if args.source_domains:
-        cfg.DATASET.SOURCE_DOMAINS = args.source_domains
-    if args.target_domains:
-        cfg.DATASET.TARGET_DOMAINS = args.target_domains
-    if args.transforms:
-        cfg.INPUT.TRANSFORMS = args.transforms
-    if args.trainer:
-        cfg.TRAINER.NAME = args.trainer
-    if args.backbone:
-        cfg.MODEL.BACKBONE.NAME = args.backbone
-    if args.head:
-        cfg.MODEL.HEAD.NAME = args.head
 
 
 def setup_cfg(args):
+    """Defaults + every trainer's keys, then the dataset YAML, the method YAML, the flags and the trailing opts."""
     cfg = get_cfg_default()
     extend_cfg_for_trainers(cfg)
-    if args.dataset_config_file:
-        merge_from_file(cfg, args.dataset_config_file)
-    if args.config_file:
-        merge_from_file(cfg, args.config_file)
+    for path in (args.dataset_config_file, args.config_file):
+        if path:
+            merge_from_file(cfg, path)
     reset_cfg(cfg, args)
     merge_from_list(cfg, args.opts or [])
     if not cfg.TRAINER.NAME:
@@ -88,54 +96,59 @@ def setup_cfg(args):
     return cfg
 
 
-def main(args) -> None:
-    cfg = setup_cfg(args)
-    init_distributed_from_env(cfg.USE_CUDA)
-    setup_logger(cfg.OUTPUT_DIR, rank=get_rank())
+def seed_run(cfg) -> None:
+    """Seed every generator; in a distributed run without a seed, rank 0 draws one for all ranks (they must
+    draw the same few-shot images and start from the same weights)."""
     if cfg.SEED >= 0:
         logger.info(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
     elif is_distributed():
-        # ranks must draw the same few-shot subset and the same initial weights
         seed = shared_random_seed()
         logger.info(f"No seed given: every rank uses the random seed {seed}")
         set_random_seed(seed)
+
+
+def log_run_settings(args, cfg) -> None:
+    given = "\n".join(f"  {key}: {value}" for key, value in sorted(vars(args).items()))
+    logger.info(f"Command line:\n{given}")
+    logger.info(f"Config:\n{cfg}")
+    logger.info(f"Environment:\n{collect_env_info()}\n")
+
+
+def main(args) -> None:
+    cfg = setup_cfg(args)
+    init_distributed_from_env(cfg.USE_CUDA)
+    setup_logger(cfg.OUTPUT_DIR, rank=get_rank(), extra_loggers=APPLICATION_LOGGERS)
+    seed_run(cfg)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
+    log_run_settings(args, cfg)
+    warn_dassl_only_keys(cfg)
 
-    logger.info("***************")
-    logger.info("** Arguments **")
-    logger.info("***************")
-    for key in sorted(vars(args)):
-        logger.info(f"{key}: {getattr(args, key)}")
-    logger.info("************")
-    logger.info("** Config **")
-    logger.info("************")
-    logger.info(cfg)
-    logger.info("Collecting env info ...")
-    logger.info(f"** System info **\n{collect_env_info()}\n")
-
-    trainer = build_trainer(cfg)
-    if args.eval_only:
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
-        trainer.test()
-        return
-    if not args.no_train:
-        trainer.train()
+    with reporting_lost_ranks():
+        trainer = build_trainer(cfg)
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+        elif not args.no_train:
+            trainer.train()
 
 
 def cli(argv=None) -> int:
+    """``python train.py``: exit code 0, or 1 with one line on stderr (and in the log) for a user's error."""
     args = build_parser().parse_args(argv)
     try:
         main(args)
-    except UserError as err:
+    except (UserError, LostRankError) as err:
         message = f"error: {err}"
         write_to_log_file(message)
         print(message, file=sys.stderr)
         return 1
     finally:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        if is_distributed():
+            # the group is broken when a rank was lost; the process ends anyway
+            with contextlib.suppress(RuntimeError):
+                torch.distributed.destroy_process_group()
     return 0
 
 

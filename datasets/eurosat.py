@@ -2,9 +2,8 @@
 from typing import Tuple
 
 from promptlearn.data.datasets import DATASET_REGISTRY
+from promptlearn.data.datasets.layout import SPLIT, Layout, Piece, SplitFileDataset
 from promptlearn.data.datasets.splits import read_and_split_data
-
-from .layout import SPLIT, Layout, Piece, SplitFileDataset
 
 NEW_CNAMES = {
     "AnnualCrop": "Annual Crop Land",

@@ -4,8 +4,7 @@ from typing import Dict
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.image_files import check_images_exist
-
-from .layout import Layout, LayoutDataset, Piece, read_text_lines
+from promptlearn.data.datasets.layout import Layout, LayoutDataset, Piece, read_text_lines
 
 SPLIT_FILES = {"train": "images_variant_train.txt", "val": "images_variant_val.txt",
                "test": "images_variant_test.txt"}

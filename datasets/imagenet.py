@@ -11,9 +11,8 @@ from typing import Dict, Iterable, Optional, Tuple
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
 from promptlearn.data.datasets.base_dataset import load_pickle, save_pickle
 from promptlearn.data.datasets.image_files import find_missing_files
+from promptlearn.data.datasets.layout import Layout, LayoutDataset, Piece
 from promptlearn.utils.tools import listdir_nohidden
-
-from .layout import Layout, LayoutDataset, Piece
 
 logger = logging.getLogger(__name__)
 

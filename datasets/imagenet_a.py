@@ -1,8 +1,8 @@
 """ImageNetA: natural adversarial examples of 200 ImageNet classes in ``imagenet-a/<wnid>/``."""
 from promptlearn.data.datasets import DATASET_REGISTRY
+from promptlearn.data.datasets.layout import Piece
 
 from .imagenet import CLASSNAMES_FILE, ImageNetTestSet
-from .layout import Piece
 
 
 @DATASET_REGISTRY.register()

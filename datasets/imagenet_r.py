@@ -1,8 +1,8 @@
 """ImageNetR: renditions (art, cartoons, toys, ...) of 200 ImageNet classes in ``imagenet-r/<wnid>/``."""
 from promptlearn.data.datasets import DATASET_REGISTRY
+from promptlearn.data.datasets.layout import Piece
 
 from .imagenet import CLASSNAMES_FILE, ImageNetTestSet
-from .layout import Piece
 
 
 @DATASET_REGISTRY.register()

@@ -1,8 +1,8 @@
 """ImageNetSketch: sketches of the 1000 ImageNet classes in ``images/<wnid>/``."""
 from promptlearn.data.datasets import DATASET_REGISTRY
+from promptlearn.data.datasets.layout import Piece
 
 from .imagenet import CLASSNAMES_FILE, ImageNetTestSet
-from .layout import Piece
 
 
 @DATASET_REGISTRY.register()

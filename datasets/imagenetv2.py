@@ -2,9 +2,9 @@
 from typing import Dict
 
 from promptlearn.data.datasets import DATASET_REGISTRY
+from promptlearn.data.datasets.layout import Layout, Piece
 
 from .imagenet import CLASSNAMES_FILE, ImageNetTestSet, scan_class_folders
-from .layout import Layout, Piece
 
 NUM_IMAGENET_CLASSES = 1000
 

@@ -6,10 +6,9 @@ from typing import Tuple
 from scipy.io import loadmat
 
 from promptlearn.data.datasets import DATASET_REGISTRY
+from promptlearn.data.datasets.layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset
 from promptlearn.data.datasets.splits import split_by_percentage
 from promptlearn.utils.tools import read_json
-
-from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset
 
 LABEL_FILE = "imagelabels.mat"
 NAME_FILE = "cat_to_name.json"

@@ -3,9 +3,8 @@ import os
 from typing import Tuple
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
+from promptlearn.data.datasets.layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset, read_text_lines
 from promptlearn.data.datasets.splits import split_trainval
-
-from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset, read_text_lines
 
 
 @DATASET_REGISTRY.register()

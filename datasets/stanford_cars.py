@@ -5,9 +5,8 @@ from typing import Tuple
 from scipy.io import loadmat
 
 from promptlearn.data.datasets import DATASET_REGISTRY, Datum
+from promptlearn.data.datasets.layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset
 from promptlearn.data.datasets.splits import split_trainval
-
-from .layout import SOURCE, SPLIT, Layout, Piece, SplitFileDataset
 
 TRAIN_ANNOS = "devkit/cars_train_annos.mat"
 TEST_ANNOS = "cars_test_annos_withlabels.mat"

@@ -14,9 +14,9 @@ from promptlearn.utils import (
     atomic_write,
     load_checkpoint,
     load_pretrained_weights,
-    resume_from_checkpoint,
     save_checkpoint,
 )
+from promptlearn.utils.torchtools import resume_point
 from trainers.coop import CoOp
 
 
@@ -36,11 +36,14 @@ def test_save_checkpoint_layout(tmp_path):
     save_checkpoint(state(4, 2.0), directory, is_best=True)
     best = torch.load(os.path.join(directory, "model-best.pth.tar"), weights_only=True)
     assert best["epoch"] == 4 and torch.equal(best["state_dict"]["weight"], torch.full((2, 3), 2.0))
-    save_checkpoint(state(4), directory, model_name="model-best.pth.tar")
+    assert resume_point(directory) == os.path.join(directory, "model.pth.tar-4")
+    # a named file is written beside the others and never becomes the resume point
+    save_checkpoint(state(5), directory, model_name="model-best.pth.tar")
     with open(os.path.join(directory, "checkpoint")) as f:
-        assert f.read() == "model-best.pth.tar\n"
+        assert f.read() == "model.pth.tar-4\n"
     assert sorted(os.listdir(directory)) == ["checkpoint", "model-best.pth.tar", "model.pth.tar-3",
                                              "model.pth.tar-4"]  # no temporary files
+    assert resume_point(str(tmp_path / "elsewhere")) is None
 
 
 def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
@@ -86,21 +89,6 @@ def test_load_checkpoint_errors(tmp_path):
     assert isinstance(load_checkpoint(str(unsafe), trusted=True)["extra"], nn.Linear)
 
 
-def test_resume_from_checkpoint(tmp_path):
-    model = nn.Linear(3, 2)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    model(torch.ones(1, 3)).sum().backward()
-    optimizer.step()
-    save_checkpoint({"state_dict": model.state_dict(), "epoch": 5, "optimizer": optimizer.state_dict(),
-                     "scheduler": None, "val_result": None}, str(tmp_path))
-    fresh = nn.Linear(3, 2)
-    fresh_optimizer = torch.optim.SGD(fresh.parameters(), lr=0.1, momentum=0.9)
-    assert resume_from_checkpoint(str(tmp_path), fresh, fresh_optimizer) == 5
-    assert torch.equal(fresh.weight, model.weight)
-    assert torch.equal(fresh_optimizer.state_dict()["state"][0]["momentum_buffer"],
-                       optimizer.state_dict()["state"][0]["momentum_buffer"])
-
-
 def test_load_pretrained_weights_keeps_matching_tensors(tmp_path, engine_log):
     source = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 5))
     target = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 6))  # second layer has another shape
@@ -109,7 +97,7 @@ def test_load_pretrained_weights_keeps_matching_tensors(tmp_path, engine_log):
     load_pretrained_weights(target, path)
     assert torch.equal(target[0].weight, source[0].weight) and torch.equal(target[0].bias, source[0].bias)
     assert torch.equal(target[1].weight, before)
-    assert "Layers discarded due to unmatched keys or size: ['1.weight', '1.bias']" in engine_log.messages
+    assert "Not loaded (no tensor of that name and shape in the model): ['1.weight', '1.bias']" in engine_log.messages
     with pytest.raises(UserError, match="no weights"):
         load_pretrained_weights(nn.Linear(7, 7), path)
 

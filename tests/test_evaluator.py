@@ -62,7 +62,7 @@ def test_numbers_and_printed_lines(engine_log):
         "* error: 40.0%",
         "* macro_f1: 48.9%",
     ]
-    assert "Loading evaluator: Classification" in lines
+    assert "evaluator: Classification" in lines
 
 
 def test_per_class_results(engine_log):

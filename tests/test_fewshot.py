@@ -154,7 +154,7 @@ def test_cache_written_then_reused(dataset, tmp_path, engine_log):
     with open(fpath, "rb") as f:
         stored = pickle.load(f)
     assert stored == {"train": first_train, "val": first_val}
-    assert f"Saving preprocessed few-shot data to {fpath}" in engine_log.messages
+    assert f"Few-shot lists drawn and saved to {fpath}" in engine_log.messages
 
     # a second call loads the file: same lists, and Python's random is not touched
     random.seed(999)
@@ -162,7 +162,7 @@ def test_cache_written_then_reused(dataset, tmp_path, engine_log):
     again_train, again_val = dataset.load_or_create_fewshot(cache_dir, 2, 1, train, val)
     assert random.getstate() == state
     assert again_train == first_train and again_val == first_val
-    assert f"Loading preprocessed few-shot data from {fpath}" in engine_log.messages
+    assert f"Few-shot lists read from {fpath}" in engine_log.messages
 
 
 def test_cache_file_name_per_shots_and_seed(dataset, tmp_path):

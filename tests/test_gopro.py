@@ -136,7 +136,7 @@ def test_base_to_new_through_train_py(b2n_runs, structure):
 
     # the saved last epoch, evaluated again on the base classes, gives the training run's final test exactly
     eval_log = read_log(dirs["eval_base"])
-    assert f'Loading weights to {MODEL_NAME} from "{checkpoint}" (epoch = {EPOCHS})' in eval_log
+    assert f'Loaded the weights of {MODEL_NAME} from "{checkpoint}" (epoch {EPOCHS})' in eval_log
     assert parse_accuracy(eval_log) == parse_accuracy(read_log(train_dir))
     assert read_results(dirs["eval_base"])["test"] == trained["test"]
 
@@ -146,7 +146,7 @@ def test_base_to_new_through_train_py(b2n_runs, structure):
     new = read_results(dirs["eval_new"])
     assert new["run"]["subsample_classes"] == "new" and new["run"]["num_classes"] == 4
     assert new["test"]["total"] == 4 * TINY_SPLIT_SIZES["test"] and new["test"]["epoch"] == EPOCHS
-    assert f"Loading weights to {MODEL_NAME}" in read_log(dirs["eval_new"])
+    assert f"Loaded the weights of {MODEL_NAME}" in read_log(dirs["eval_new"])
 
 
 @pytest.mark.parametrize("structure, generators", [("paper", ["augmix", "moco", "orig"]), ("official", ["shared"])])

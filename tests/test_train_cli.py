@@ -100,12 +100,13 @@ def test_coop_training_outputs(runs):
     with open(os.path.join(out, "prompt_learner", "checkpoint")) as f:
         assert f.read() == "model.pth.tar-3\n"
     log = read_log(out)
-    for line in ["Setting fixed seed: 1", "Loading trainer: CoOp", "Loading dataset: DemoShapes",
-                 "SUBSAMPLE BASE CLASSES!", "Initial context: \"a photo of a\"", "Number of context words (tokens): 4",
-                 "No checkpoint found, train from scratch", f"Checkpoint saved to {checkpoint_file(out, 3)}",
-                 "Finish training", "Deploy the last-epoch model", "Evaluate on the *test* set", "=> result"]:
+    for line in ["Setting fixed seed: 1", "trainer: CoOp", "dataset: DemoShapes", "Classes: the base half (5 of 10)",
+                 "Initial context: \"a photo of a\"", "Number of context words (tokens): 4",
+                 "No checkpoint to resume from: training starts at epoch 1", f"Saved {checkpoint_file(out, 3)}",
+                 "Finish training", "Final evaluation: the last epoch", "Evaluation on the test split", "=> result"]:
         assert line in log.splitlines()
-    assert re.search(r"^epoch \[3/3\] batch \[2/2\] time .* loss .* acc .* lr .* eta ", log, re.M)
+    assert re.search(r"^epoch 3/3, batch 2/2: loss \d\.\d{4} \(\d\.\d{4}\), acc [\d.]+ \([\d.]+\); "
+                     r"lr \d\.\d{3}e-\d\d; \d+\.\d{3} s/batch \(data \d+\.\d{3} s\); eta \d+:\d\d:\d\d$", log, re.M)
     assert re.search(r"^Elapsed: \d+:\d\d:\d\d$", log, re.M)
     # the result lines, in Dassl's format: 20 base-class test images
     block = log[log.rindex("=> result"):].splitlines()[:6]
@@ -168,7 +169,7 @@ def test_eval_only_reproduces_the_test_accuracy(runs):
     log = read_log(out)
     assert parse_accuracy(log) == parse_accuracy(read_log(runs["out"]["straight"]))
     source = checkpoint_file(runs["out"]["straight"], EPOCHS)
-    assert f'Loading weights to prompt_learner from "{source}" (epoch = {EPOCHS})' in log
+    assert f'Loaded the weights of prompt_learner from "{source}" (epoch {EPOCHS})' in log
     assert "Finish training" not in log
     assert sorted(os.listdir(out)) == ["log.txt", "results.json"]  # no tensorboard, no checkpoints
 
@@ -177,7 +178,7 @@ def test_new_classes_from_a_base_checkpoint(runs):
     out = runs["out"]["eval_new"]
     no_traceback(runs["proc"]["eval_new"])
     log = read_log(out)
-    assert "SUBSAMPLE NEW CLASSES!" in log
+    assert "Classes: the new half (5 of 10)" in log
     results = read_results(out)
     assert results["run"]["subsample_classes"] == "new" and results["run"]["num_classes"] == 5
     assert results["test"]["total"] == 20 and results["test"]["epoch"] == EPOCHS
@@ -188,7 +189,7 @@ def test_zeroshot_clip_eval_only(runs):
     out = runs["out"]["zeroshot"]
     no_traceback(runs["proc"]["zeroshot"])
     log = read_log(out)
-    assert "Loading trainer: ZeroshotCLIP" in log
+    assert "trainer: ZeroshotCLIP" in log
     results = read_results(out)
     assert results["run"]["num_classes"] == 10 and results["test"]["total"] == 40
     assert results["test"]["epoch"] == 0  # nothing learned, nothing loaded
@@ -225,9 +226,9 @@ def test_rerun_keeps_the_old_log(runs):
     new_logs = [name for name in os.listdir(resumed) if name.startswith("log.txt-")]
     assert len(new_logs) == 1 and re.fullmatch(r"log\.txt-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d", new_logs[0])
     log = read_log(resumed, new_logs[0])
-    assert f"Loading checkpoint from \"{checkpoint_file(resumed, EPOCHS - 1)}\"" in log
-    assert f"Previous epoch: {EPOCHS - 1}" in log
-    assert "epoch [3/3]" in log and "epoch [1/3]" not in log and "epoch [2/3]" not in log
+    assert f"Resuming prompt_learner from \"{checkpoint_file(resumed, EPOCHS - 1)}\"" in log
+    assert f"{EPOCHS - 1} epoch(s) already trained" in log
+    assert "epoch 3/3," in log and "epoch 1/3," not in log and "epoch 2/3," not in log
 
 
 def test_missing_vit_b16_weights(runs):

@@ -66,7 +66,7 @@ def check_reload_and_new_classes(run: BaseToNewRun, model_name: str, epochs: int
     reloaded = read_results(run.eval_base_dir)["test"]
     with open(os.path.join(run.eval_base_dir, "log.txt")) as f:
         eval_log = f.read()
-    assert f"Loading weights to {model_name}" in eval_log
+    assert f"Loaded the weights of {model_name}" in eval_log
     assert parse_accuracy(eval_log) == parse_accuracy(run.train_log)
     assert reloaded == trained
     assert trained["epoch"] == epochs

@@ -29,12 +29,14 @@ class CoOp(CLIPTrainer):
 
     @classmethod
     def extend_cfg(cls, cfg):
+        # the learnable context: N_CTX word vectors (the words of CTX_INIT when given, else random), one set
+        # shared by all classes or one per class (CSC); the class name goes at the end, middle or front
         cfg.TRAINER.COOP = CN()
-        cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
-        cfg.TRAINER.COOP.CSC = False  # class-specific context
-        cfg.TRAINER.COOP.CTX_INIT = ""  # initialization words
-        cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32, amp
-        cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # 'middle' or 'end' or 'front'
+        cfg.TRAINER.COOP.N_CTX = 16
+        cfg.TRAINER.COOP.CSC = False
+        cfg.TRAINER.COOP.CTX_INIT = ""
+        cfg.TRAINER.COOP.PREC = "fp16"  # "fp16", "fp32" or "amp"
+        cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"
 
     def build_custom_clip(self, clip_model, classnames):
         return CoOpModel(clip_model, classnames, self.method_cfg, self.cfg.MODEL.TEXT_BATCH_SIZE)

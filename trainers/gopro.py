@@ -29,6 +29,7 @@ from promptlearn.errors import UserError
 from promptlearn.metrics import compute_accuracy
 from promptlearn.modeling import PromptedCLIP, PromptLearner
 from promptlearn.modeling.losses import SEM_DISTANCES, prompt_consistency_loss, simclr_loss
+from promptlearn.utils.distributed import batch_norm
 
 VIEWS = ("orig", "moco", "augmix")
 STD_EPS = 2.3e-8  # added to the sum of squares before the square root, as the official code does
@@ -103,16 +104,13 @@ class ImageProjector(nn.Module):
         """``track_stats=False``: in training, normalize with the batch's statistics without folding them
         into the running ones (which evaluation uses)."""
         features = F.normalize(features.float(), dim=-1)
-        hidden = self.linear(features)
-        if track_stats or not self.training:
-            out = self.bn(hidden)
-        else:
-            out = F.batch_norm(hidden, None, None, self.bn.weight, self.bn.bias, training=True, eps=self.bn.eps)
+        out = batch_norm(self.bn, self.linear(features), update_stats=track_stats)  # global batch under torchrun
         return features + out if self.residual else out
 
 
 class GOProModel(PromptedCLIP):
     learnable_names = ("prompt_learner", "generators", "simproj")
+    checkpoint_layout = "by_name"
 
     def __init__(self, clip_model, classnames, method_cfg, views, text_batch_size=0):
         super().__init__(clip_model, text_batch_size)

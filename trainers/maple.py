@@ -50,6 +50,8 @@ class MultiModalPromptLearner(PromptLearner):
 
 
 class MaPLeModel(PromptedCLIP):
+    checkpoint_layout = "by_name"  # state-dict keys "prompt_learner.*", as in the official MaPLe checkpoints
+
     def __init__(self, clip_model: nn.Module, classnames: List[str], method_cfg: CN, text_batch_size: int = 0):
         super().__init__(clip_model, text_batch_size)
         self.image_encoder.require_vit("MaPLe")
@@ -60,10 +62,6 @@ class MaPLeModel(PromptedCLIP):
                             f"the number of layers of this backbone's encoders; got {depth}")
         self.prompt_learner = MultiModalPromptLearner(classnames, clip_model, method_cfg.N_CTX, method_cfg.CTX_INIT,
                                                       depth, self.image_encoder.width)
-
-    def learnable_module(self) -> nn.Module:
-        # state-dict keys "prompt_learner.*", as in the official MaPLe checkpoints
-        return nn.ModuleDict({"prompt_learner": self.prompt_learner})
 
     def class_text_features(self) -> torch.Tensor:
         learner = self.prompt_learner

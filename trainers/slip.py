@@ -19,6 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
+from promptlearn.data.data_manager import view_key
 from promptlearn.data.transforms import build_transform
 from promptlearn.data.transforms.views import build_slip_view
 from promptlearn.engine import TRAINER_REGISTRY, CLIPTrainer
@@ -30,7 +31,7 @@ from .templates import dataset_template
 from .zsclip import ZeroshotCLIPModel
 
 #: the two SimCLR views' keys in a training batch (``img`` is the original view)
-VIEW_KEYS = ("img2", "img3")
+VIEW_KEYS = (view_key(1), view_key(2))
 
 
 def simclr_head(in_dim: int, mlp_dim: int, out_dim: int) -> nn.Sequential:
@@ -50,6 +51,7 @@ class SLIPModel(ZeroshotCLIPModel):
     """Zero-shot CLIP whose image encoder's top (``tuned_image``) and a SimCLR head (``ssl_head``) are learned."""
 
     learnable_names = ("tuned_image", "ssl_head")
+    checkpoint_layout = "by_name"
 
     def __init__(self, clip_model, classnames, templates, method_cfg, text_batch_size=0):
         super().__init__(clip_model, classnames, templates, text_batch_size)

@@ -1,13 +1,16 @@
 """Config access (Dassl's ``dassl.config``) and safe merging with clear errors for typos."""
 import difflib
+import logging
 import os
 
 from yacs.config import CfgNode
 
 from ..errors import UserError
-from .defaults import _C
+from .defaults import _C, DASSL_ONLY_KEYS
 
-__all__ = ["get_cfg_default", "clean_cfg", "merge_from_file", "merge_from_list"]
+__all__ = ["get_cfg_default", "merge_from_file", "merge_from_list", "warn_dassl_only_keys"]
+
+logger = logging.getLogger(__name__)
 
 
 def get_cfg_default() -> CfgNode:
@@ -15,13 +18,19 @@ def get_cfg_default() -> CfgNode:
     return _C.clone()
 
 
-def clean_cfg(cfg: CfgNode, trainer: str) -> None:
-    """Drop the ``TRAINER.<X>`` nodes of every trainer other than ``trainer`` (as Dassl does)."""
-    keys = list(cfg.TRAINER.keys())
-    for key in keys:
-        if key == "NAME" or key.upper() == trainer.upper():
-            continue
-        cfg.TRAINER.pop(key, None)
+def _value(cfg: CfgNode, key: str):
+    for name in key.split("."):
+        cfg = cfg[name]
+    return cfg
+
+
+def warn_dassl_only_keys(cfg: CfgNode) -> list:
+    """Warn about every Dassl-only key (see defaults.py) set to something other than its default; return them."""
+    changed = [key for key, default in DASSL_ONLY_KEYS.items() if _value(cfg, key) != default]
+    for key in changed:
+        logger.warning(f"WARNING: {key} is {_value(cfg, key)!r}, but nothing in this engine reads it (a key of "
+                       "Dassl's domain-adaptation, semi-supervised or CNN-head code); it has no effect")
+    return changed
 
 
 def _all_keys(node: CfgNode, prefix: str = "") -> list:

@@ -1,10 +1,13 @@
-"""Saving, loading and resuming the registered models (Dassl's file layout), as a trainer mixin.
+"""Saving, resuming and loading the registered models (Dassl's file layout), as a trainer mixin.
 
-Each registered model ``NAME`` is saved to ``<dir>/NAME/model.pth.tar-<epoch>`` (``model-best.pth.tar``
-for the best-on-validation model). A checkpoint also holds the optimizer, the scheduler and the random
-generators' states, so that a resumed run continues exactly where the interrupted one stopped.
+Each registered model ``NAME`` is saved to ``<dir>/NAME/model.pth.tar-<epoch>``; ``<dir>/NAME/checkpoint`` names
+the newest of those, which is where a resumed run continues, whatever ``TEST.FINAL_MODEL`` is.
+``model-best.pth.tar`` (the best epoch on the validation split) is written beside them for evaluation and is
+never resumed from. A checkpoint also holds the optimizer, the scheduler, the random generators and the best
+validation result so far, so that a resumed run continues exactly where the interrupted one stopped.
 """
 import logging
+import math
 import os
 import random
 
@@ -13,7 +16,7 @@ import torch
 
 from ..errors import UserError
 from ..utils.distributed import barrier, is_main_process
-from ..utils.torchtools import load_checkpoint, save_checkpoint
+from ..utils.torchtools import BEST_FILE, epoch_file, load_checkpoint, resume_point, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -45,60 +48,61 @@ def set_rng_state(state: dict) -> None:
 class CheckpointMixin:
     """Needs ``self._models``, ``self._optims``, ``self._scheds`` (see TrainerBase)."""
 
+    #: the best validation result so far (TEST.FINAL_MODEL best_val); saved in every checkpoint
+    best_result = -math.inf
+
     def model_state_dict(self, name: str) -> dict:
         """What is saved for model ``name`` (all of its parameters and persistent buffers)."""
         return self._models[name].state_dict()
 
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
                    model_name: str = "") -> None:
+        """Save the state after ``epoch`` (0-based) of every registered model (on rank 0; the others wait).
+
+        ``is_best``: also copy it to model-best.pth.tar. ``model_name``: write that file only, leaving the resume
+        point as it is.
+        """
         if is_main_process():
-            rng = get_rng_state()
+            common = {"epoch": epoch + 1, "val_result": val_result, "best_result": self.best_result,
+                      "rng_state": get_rng_state()}
             for name in self.get_model_names():
-                optim = self._optims[name]
-                sched = self._scheds[name]
-                save_checkpoint(
-                    {
-                        "state_dict": self.model_state_dict(name),
-                        "epoch": epoch + 1,
-                        "optimizer": optim.state_dict() if optim is not None else None,
-                        "scheduler": sched.state_dict() if sched is not None else None,
-                        "val_result": val_result,
-                        "rng_state": rng,
-                    },
-                    os.path.join(directory, name),
-                    is_best=is_best,
-                    model_name=model_name,
-                )
+                optim, sched = self._optims[name], self._scheds[name]
+                state = {"state_dict": self.model_state_dict(name),
+                         "optimizer": optim.state_dict() if optim is not None else None,
+                         "scheduler": sched.state_dict() if sched is not None else None, **common}
+                save_checkpoint(state, os.path.join(directory, name), is_best=is_best, model_name=model_name)
         barrier()
 
     def resume_model_if_exist(self, directory: str) -> int:
-        """Load the latest checkpoint of every registered model in ``directory``; the epoch to start from."""
-        names = self.get_model_names()
-        if not all(os.path.exists(os.path.join(directory, name, "checkpoint")) for name in names):
-            logger.info("No checkpoint found, train from scratch")
+        """Continue from the newest ``model.pth.tar-N`` of every registered model in ``directory``; the number of
+        epochs already trained (0 when there is nothing to resume)."""
+        points = {name: resume_point(os.path.join(directory, name)) for name in self.get_model_names()}
+        if not points or None in points.values():
+            logger.info("No checkpoint to resume from: training starts at epoch 1")
             return 0
-        logger.info(f'Found checkpoint at {directory} (will resume training)')
-        start_epoch = 0
-        for name in names:
-            path = os.path.join(directory, name)
-            with open(os.path.join(path, "checkpoint")) as f:
-                fpath = os.path.join(path, f.readline().strip())
-            logger.info(f'Loading checkpoint from "{fpath}"')
-            checkpoint = load_checkpoint(fpath)
+        trained = 0
+        for name, path in points.items():
+            logger.info(f'Resuming {name} from "{path}"')
+            checkpoint = load_checkpoint(path)
             self._models[name].load_state_dict(checkpoint["state_dict"])
-            if self._optims[name] is not None and checkpoint.get("optimizer") is not None:
-                self._optims[name].load_state_dict(checkpoint["optimizer"])
-            if self._scheds[name] is not None and checkpoint.get("scheduler") is not None:
-                self._scheds[name].load_state_dict(checkpoint["scheduler"])
-            start_epoch = checkpoint["epoch"]
+            for part, target in (("optimizer", self._optims[name]), ("scheduler", self._scheds[name])):
+                if target is not None and checkpoint.get(part) is not None:
+                    try:
+                        target.load_state_dict(checkpoint[part])
+                    except (KeyError, ValueError) as err:
+                        raise UserError(f"the {part} state in {path} does not fit this run's {part} ({err!r}): were "
+                                        "the OPTIM settings changed since it was saved? Train into a new "
+                                        "--output-dir, or restore the settings to resume") from None
             if checkpoint.get("rng_state") is not None:
                 set_rng_state(checkpoint["rng_state"])
-        logger.info(f"Previous epoch: {start_epoch}")
-        return start_epoch
+            if checkpoint.get("best_result") is not None:
+                self.best_result = checkpoint["best_result"]
+            trained = checkpoint["epoch"]
+        logger.info(f"{trained} epoch(s) already trained")
+        return trained
 
     def checkpoint_path(self, directory: str, name: str, epoch=None) -> str:
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
-        return os.path.join(directory, name, model_file)
+        return os.path.join(directory, name, BEST_FILE if epoch is None else epoch_file(epoch))
 
     def filter_loaded_state(self, name: str, state_dict: dict) -> dict:
         """Hook: drop entries that must come from the current run (e.g. class-name embeddings)."""
@@ -107,40 +111,35 @@ class CheckpointMixin:
     def load_model(self, directory: str, epoch=None) -> None:
         """Load ``model-best.pth.tar`` (or ``model.pth.tar-<epoch>``) of every registered model."""
         if not directory:
-            logger.info("Note that load_model() is skipped as no pretrained model is given")
+            logger.info("No --model-dir given: evaluating the weights as built")
             return
-        names = self.get_model_names()
-        if not names:
-            logger.info("Note: this trainer has no learnable model to load; --model-dir is ignored")
+        if not self.get_model_names():
+            logger.info("This trainer learns nothing, so there is nothing to load: --model-dir is ignored")
             return
-        for name in names:
+        for name in self.get_model_names():
             fpath = self.checkpoint_path(directory, name, epoch)
             if not os.path.exists(fpath):
-                available = []
-                if os.path.isdir(os.path.join(directory, name)):
-                    available = sorted(f for f in os.listdir(os.path.join(directory, name)) if f.startswith("model"))
+                folder = os.path.join(directory, name)
+                available = sorted(f for f in os.listdir(folder) if f.startswith("model")) \
+                    if os.path.isdir(folder) else []
                 raise UserError(f'model not found at "{fpath}". Available in that folder: {available or "none"}; '
                                 "check --model-dir and --load-epoch.")
             checkpoint = load_checkpoint(fpath)
             state_dict = self.filter_loaded_state(name, checkpoint["state_dict"])
-            loaded_epoch = checkpoint.get("epoch")
-            val_result = checkpoint.get("val_result")
-            model = self._models[name]
             try:
-                missing, unexpected = model.load_state_dict(state_dict, strict=False)
+                missing, unexpected = self._models[name].load_state_dict(state_dict, strict=False)
             except RuntimeError as err:
                 raise UserError(f"{fpath} does not fit the model {name} ({str(err).splitlines()[0]} ...). "
                                 "Was it trained with another trainer, backbone or config?") from None
             if unexpected:
-                logger.warning(f"WARNING: unexpected keys in {fpath} were ignored: {unexpected}")
-            msg = f'Loading weights to {name} from "{fpath}" (epoch = {loaded_epoch})'
-            if val_result is not None:
-                msg += f" (val_result = {val_result:.1f})"
-            logger.info(msg)
-            self.loaded_epoch = loaded_epoch
+                logger.warning(f"WARNING: {fpath} has entries the model does not, which were ignored: {unexpected}")
+            self.loaded_epoch = checkpoint.get("epoch")
+            val_result = checkpoint.get("val_result")
+            on_val = f", validation accuracy {val_result:.1f}" if val_result is not None else ""
+            logger.info(f'Loaded the weights of {name} from "{fpath}" (epoch {self.loaded_epoch}{on_val})')
             self.after_load_model(name, missing)
 
     def after_load_model(self, name: str, missing_keys: list) -> None:
         """Hook: check the keys that were not in the checkpoint."""
         if missing_keys:
-            logger.warning(f"WARNING: keys missing from the checkpoint of {name}: {missing_keys}")
+            logger.warning(f"WARNING: the checkpoint of {name} lacks {missing_keys}; they keep their built values")

@@ -97,22 +97,23 @@ class CLIPTrainer(TrainerX):
     def forward_backward(self, batch) -> dict:
         image, label = self.parse_batch_train(batch)
         with self.autocast():
-            loss, summary = self.compute_loss(batch, image, label)
+            # under torchrun, through DistributedDataParallel (its backward averages the gradients over ranks)
+            loss, summary = self.training_forward(self.compute_loss, batch, image, label)
         self.optimize(loss)
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
 
     def optimize(self, loss: torch.Tensor) -> None:
-        if self.scaler is None:
-            self.model_backward_and_update(loss)
-            return
+        """Backward and step: plain, or (amp) through the gradient scaler, which skips steps with inf gradients."""
         self.model_zero_grad()
-        self.detect_anomaly(loss)
-        self.scaler.scale(loss).backward()
-        self.average_gradients()
-        for name in self.get_model_names():
-            self.scaler.step(self._optims[name])
+        if self.scaler is None:
+            self.model_backward(loss)
+            self.model_update()
+            return
+        self.model_backward(self.scaler.scale(loss))
+        for optim in self._with(self._optims):
+            self.scaler.step(optim)
         self.scaler.update()
 
     def model_inference(self, input: torch.Tensor) -> torch.Tensor:

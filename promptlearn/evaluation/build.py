@@ -1,16 +1,8 @@
-"""The evaluator registry and ``build_evaluator(cfg)``."""
-import logging
-
-from ..utils.registry import Registry, check_availability
-
-logger = logging.getLogger(__name__)
+"""The evaluator registry (``EVALUATOR_REGISTRY``) and ``build_evaluator(cfg)``."""
+from ..utils.registry import Registry
 
 EVALUATOR_REGISTRY = Registry("EVALUATOR")
 
 
 def build_evaluator(cfg, **kwargs):
-    avai_evaluators = EVALUATOR_REGISTRY.registered_names()
-    check_availability(cfg.TEST.EVALUATOR, avai_evaluators)
-    if cfg.VERBOSE:
-        logger.info(f"Loading evaluator: {cfg.TEST.EVALUATOR}")
-    return EVALUATOR_REGISTRY.get(cfg.TEST.EVALUATOR)(cfg, **kwargs)
+    return EVALUATOR_REGISTRY.build(cfg.TEST.EVALUATOR, cfg, verbose=cfg.VERBOSE, **kwargs)

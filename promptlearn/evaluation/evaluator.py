@@ -1,107 +1,92 @@
-"""The ``Classification`` evaluator: accuracy, error, macro F1, optional per-class accuracy and confusion
-matrix, printed in Dassl's exact text format (result parsers read these lines)."""
+"""Evaluators (``EVALUATOR_REGISTRY``): ``Classification`` reports accuracy, error and macro F1, optionally the
+accuracy of every class and the confusion matrix, in the printed format that result parsers read (CoOp's
+``parse_test_res.py`` takes the ``* accuracy: X%`` line after ``=> result``). In a distributed run every rank
+sees a disjoint shard; the predictions of all ranks are gathered before anything is computed."""
 import logging
 import os
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 
 import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
 from ..utils.distributed import all_gather_object, is_main_process
+from ..utils.tools import unimplemented
 from .build import EVALUATOR_REGISTRY
 
 logger = logging.getLogger(__name__)
 
 
 class EvaluatorBase:
+    """What the trainer calls: ``reset()`` before an evaluation, ``process(model_output, ground_truth)`` for every
+    batch, ``evaluate()`` at the end."""
+
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def reset(self):
-        raise NotImplementedError
-
-    def process(self, mo, gt):
-        raise NotImplementedError
-
-    def evaluate(self):
-        raise NotImplementedError
+    reset = unimplemented("reset", "forget what earlier batches gave")
+    process = unimplemented("process", "take in one batch: the model's output and the ground truth")
+    evaluate = unimplemented("evaluate", "the metrics of the batches taken in, as an ordered dict whose first "
+                                         "value is what trainer.test() returns")
 
 
 @EVALUATOR_REGISTRY.register()
 class Classification(EvaluatorBase):
-    """Evaluator for classification; in a distributed run the predictions of every rank are gathered."""
-
     def __init__(self, cfg, lab2cname=None, **kwargs):
         super().__init__(cfg)
+        if cfg.TEST.PER_CLASS_RESULT and lab2cname is None:
+            raise ValueError("TEST.PER_CLASS_RESULT needs the class names (lab2cname)")
         self._lab2cname = lab2cname
-        self._per_class_res = None
         self.reset()
 
     def reset(self) -> None:
-        self._correct = 0
-        self._total = 0
-        self._y_true = []
-        self._y_pred = []
-        if self.cfg.TEST.PER_CLASS_RESULT:
-            if self._lab2cname is None:
-                raise ValueError("lab2cname must be given to compute per-class results")
-            self._per_class_res = defaultdict(list)
+        self._labels, self._predictions = [], []
 
     def process(self, mo: torch.Tensor, gt: torch.Tensor) -> None:
         """``mo``: logits (N, C); ``gt``: labels (N,)."""
-        pred = mo.max(1)[1]
-        matches = pred.eq(gt).int()
-        self._correct += int(matches.sum().item())
-        self._total += gt.shape[0]
-        self._y_true.extend(gt.data.cpu().numpy().tolist())
-        self._y_pred.extend(pred.data.cpu().numpy().tolist())
+        self._predictions.extend(mo.argmax(dim=1).tolist())
+        self._labels.extend(gt.tolist())
 
-    def _gather(self) -> None:
-        gathered = all_gather_object((self._y_true, self._y_pred))
-        if len(gathered) > 1:
-            self._y_true = [y for yt, _ in gathered for y in yt]
-            self._y_pred = [y for _, yp in gathered for y in yp]
-            self._total = len(self._y_true)
-            self._correct = int(sum(t == p for t, p in zip(self._y_true, self._y_pred)))
+    def _all_ranks(self):
+        """(labels, predictions) of every rank, as arrays."""
+        shards = all_gather_object((self._labels, self._predictions))
+        labels = np.array([y for shard, _ in shards for y in shard], dtype=np.int64)
+        predictions = np.array([p for _, shard in shards for p in shard], dtype=np.int64)
+        return labels, predictions
 
     def evaluate(self) -> OrderedDict:
-        self._gather()
-        results = OrderedDict()
-        acc = 100.0 * self._correct / self._total
-        err = 100.0 - acc
-        macro_f1 = 100.0 * f1_score(self._y_true, self._y_pred, average="macro", labels=np.unique(self._y_true))
-        results["accuracy"] = acc
-        results["error_rate"] = err
-        results["macro_f1"] = macro_f1
-        logger.info(
-            "=> result\n"
-            f"* total: {self._total:,}\n"
-            f"* correct: {self._correct:,}\n"
-            f"* accuracy: {acc:.1f}%\n"
-            f"* error: {err:.1f}%\n"
-            f"* macro_f1: {macro_f1:.1f}%"
-        )
-        if self._per_class_res is not None:
-            for label, pred in zip(self._y_true, self._y_pred):
-                self._per_class_res[label].append(int(label == pred))
-            accs = []
-            lines = ["=> per-class result"]
-            for label in sorted(self._per_class_res.keys()):
-                res = self._per_class_res[label]
-                correct, total = sum(res), len(res)
-                class_acc = 100.0 * correct / total
-                accs.append(class_acc)
-                lines.append(f"* class: {label} ({self._lab2cname[label]})\t"
-                             f"total: {total:,}\tcorrect: {correct:,}\tacc: {class_acc:.1f}%")
-            mean_acc = float(np.mean(accs))
-            lines.append(f"* average: {mean_acc:.1f}%")
-            logger.info("\n".join(lines))
-            results["perclass_accuracy"] = mean_acc
+        labels, predictions = self._all_ranks()
+        hits = labels == predictions
+        total, correct = len(labels), int(hits.sum())
+        accuracy = 100.0 * correct / total
+        macro_f1 = 100.0 * f1_score(labels, predictions, average="macro", labels=np.unique(labels))
+        results = OrderedDict(accuracy=accuracy, error_rate=100.0 - accuracy, macro_f1=macro_f1)
+        logger.info("\n".join([
+            "=> result",
+            f"* total: {total:,}",
+            f"* correct: {correct:,}",
+            f"* accuracy: {accuracy:.1f}%",
+            f"* error: {100.0 - accuracy:.1f}%",
+            f"* macro_f1: {macro_f1:.1f}%",
+        ]))
+        if self.cfg.TEST.PER_CLASS_RESULT:
+            results["perclass_accuracy"] = self._report_per_class(labels, hits)
         if self.cfg.TEST.COMPUTE_CMAT and is_main_process():
-            cmat = confusion_matrix(self._y_true, self._y_pred, normalize="true")
-            save_path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
-            torch.save(torch.from_numpy(cmat), save_path)
-            logger.info(f"Confusion matrix is saved to {save_path}")
-        self.last_counts = {"total": self._total, "correct": self._correct}
+            path = os.path.join(self.cfg.OUTPUT_DIR, "cmat.pt")
+            torch.save(torch.from_numpy(confusion_matrix(labels, predictions, normalize="true")), path)
+            logger.info(f"Confusion matrix (rows: true class, normalized) saved to {path}")
+        self.last_counts = {"total": total, "correct": correct}
         return results
+
+    def _report_per_class(self, labels: np.ndarray, hits: np.ndarray) -> float:
+        """Log each class's accuracy (classes present in the labels, in label order); return their mean."""
+        lines, accuracies = ["=> per-class result"], []
+        for label in np.unique(labels):
+            mine = hits[labels == label]
+            accuracies.append(100.0 * mine.sum() / len(mine))
+            lines.append(f"* class: {label} ({self._lab2cname[int(label)]})\t"
+                         f"total: {len(mine):,}\tcorrect: {int(mine.sum()):,}\tacc: {accuracies[-1]:.1f}%")
+        mean = float(np.mean(accuracies))
+        lines.append(f"* average: {mean:.1f}%")
+        logger.info("\n".join(lines))
+        return mean

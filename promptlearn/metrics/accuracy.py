@@ -1,18 +1,12 @@
-"""Top-k accuracy (Dassl's ``compute_accuracy``)."""
+"""Top-k accuracy with Dassl's signature (``compute_accuracy(output, target, topk)``)."""
 import torch
 
 
 def compute_accuracy(output: torch.Tensor, target: torch.Tensor, topk=(1,)) -> list:
-    """Top-k accuracies in percent, as 0-dim tensors, for logits ``output`` (N, C) and labels ``target`` (N,)."""
-    maxk = max(topk)
-    batch_size = target.size(0)
+    """For each k in ``topk``, the percentage of rows of the logits ``output`` (N, C) whose k highest scores
+    include the label in ``target`` (N,), as a one-element tensor. A (logits, ...) tuple uses its first item."""
     if isinstance(output, (tuple, list)):
         output = output[0]
-    _, pred = output.topk(maxk, 1, True, True)
-    pred = pred.t()
-    correct = pred.eq(target.view(1, -1).expand_as(pred))
-    res = []
-    for k in topk:
-        correct_k = correct[:k].reshape(-1).float().sum(0, keepdim=True)
-        res.append(correct_k.mul_(100.0 / batch_size))
-    return res
+    ranked = output.topk(max(topk), dim=1).indices  # (N, max k), best first
+    hit_rank = ranked.eq(target.reshape(-1, 1))  # at most one True per row: where the label ranks
+    return [hit_rank[:, :k].any(dim=1).float().mean().mul(100.0).reshape(1) for k in topk]

@@ -14,8 +14,12 @@ from .encoders import ImageEncoder, TextEncoder
 
 
 class PromptedCLIP(nn.Module):
-    #: names of the attributes holding the learnable modules (saved in checkpoints under these names)
+    #: names of the attributes holding the learnable modules: what the trainer optimizes and checkpoints
     learnable_names: tuple = ("prompt_learner",)
+    #: how their parameters are keyed in a checkpoint: "flat", the one learnable module's own keys ("ctx", ...;
+    #: CoOp's and CoCoOp's files), or "by_name", each key under its attribute's name ("prompt_learner.ctx";
+    #: MaPLe's files). "flat" needs exactly one learnable module.
+    checkpoint_layout: str = "flat"
 
     def __init__(self, clip_model: nn.Module, text_batch_size: int = 0):
         super().__init__()
@@ -31,9 +35,15 @@ class PromptedCLIP(nn.Module):
         modules = {name: getattr(self, name) for name in self.learnable_names if getattr(self, name, None) is not None}
         if not modules:
             return None
-        if len(modules) == 1 and self.learnable_names == ("prompt_learner",):
-            return modules["prompt_learner"]
-        return nn.ModuleDict(modules)
+        if self.checkpoint_layout == "by_name":
+            return nn.ModuleDict(modules)
+        if self.checkpoint_layout != "flat":
+            raise ValueError(f'{type(self).__name__}.checkpoint_layout must be "flat" or "by_name", '
+                             f'got "{self.checkpoint_layout}"')
+        if len(modules) > 1:
+            raise ValueError(f"{type(self).__name__} learns {sorted(modules)}: a flat checkpoint holds one module; "
+                             'set checkpoint_layout = "by_name"')
+        return next(iter(modules.values()))
 
     def encode_image(self, image: torch.Tensor, **kwargs):
         return self.image_encoder(image, **kwargs)

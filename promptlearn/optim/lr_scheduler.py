@@ -1,6 +1,6 @@
-"""``build_lr_scheduler``: single_step, multi_step or cosine, stepped once per epoch, optionally behind
-Dassl's constant or linear warmup (re-implemented for current PyTorch, whose schedulers no longer take
-``verbose``, and with a state dict that loads under ``torch.load(weights_only=True)``)."""
+"""``build_lr_scheduler``: single_step, multi_step or cosine, stepped once per epoch, optionally preceded by a
+constant or linear warmup (Dassl's OPTIM keys and LR values; written for current PyTorch, whose schedulers no
+longer take ``verbose``, with a state dict that loads under ``torch.load(weights_only=True)``)."""
 import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler, MultiStepLR, StepLR
 
@@ -9,87 +9,97 @@ from ..errors import UserError
 AVAI_SCHEDS = ["single_step", "multi_step", "cosine"]
 
 
-class _BaseWarmupScheduler(LRScheduler):
-    """Returns warmup LRs for the first ``warmup_epoch`` epochs, then hands ``step()`` to ``successor``."""
+class _WarmupThen(LRScheduler):
+    """The LRs of ``warmup_lrs()`` for the first ``warmup_epoch`` epochs, then those of ``successor``, which is
+    stepped from then on (it was built on the same optimizer and has not been stepped before)."""
 
     def __init__(self, optimizer, successor, warmup_epoch: int, last_epoch: int = -1):
         self.successor = successor
         self.warmup_epoch = warmup_epoch
         super().__init__(optimizer, last_epoch)
 
-    def get_lr(self):
+    def warmup_lrs(self) -> list:
         raise NotImplementedError
 
+    def get_lr(self):
+        return self.warmup_lrs() if self.last_epoch < self.warmup_epoch else self.successor.get_last_lr()
+
     def step(self, epoch=None):
-        if self.last_epoch >= self.warmup_epoch:
-            self.successor.step()
-            self._last_lr = self.successor.get_last_lr()
-        else:
-            super().step()
+        if self.last_epoch < self.warmup_epoch:
+            super().step()  # the epoch that ends the warmup takes its LRs from the successor (get_lr)
+            return
+        self.successor.step()
+        self._last_lr = self.successor.get_last_lr()
 
     def state_dict(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "successor")}
-        state["successor"] = self.successor.state_dict()
-        return state
+        own = {key: value for key, value in self.__dict__.items() if key not in ("optimizer", "successor")}
+        return {**own, "successor": self.successor.state_dict()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        state_dict = dict(state_dict)
-        self.successor.load_state_dict(state_dict.pop("successor"))
-        self.__dict__.update(state_dict)
+        state = dict(state_dict)
+        self.successor.load_state_dict(state.pop("successor"))
+        self.__dict__.update(state)
 
 
-class ConstantWarmupScheduler(_BaseWarmupScheduler):
+class ConstantWarmupScheduler(_WarmupThen):
+    """Warmup at the fixed LR ``cons_lr``."""
+
     def __init__(self, optimizer, successor, warmup_epoch: int, cons_lr: float, last_epoch: int = -1):
         self.cons_lr = cons_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
-    def get_lr(self):
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
-        return [self.cons_lr for _ in self.base_lrs]
+    def warmup_lrs(self) -> list:
+        return [self.cons_lr] * len(self.base_lrs)
 
 
-class LinearWarmupScheduler(_BaseWarmupScheduler):
+class LinearWarmupScheduler(_WarmupThen):
+    """Warmup from ``min_lr`` (epoch 0), then base_lr * epoch / warmup_epoch."""
+
     def __init__(self, optimizer, successor, warmup_epoch: int, min_lr: float, last_epoch: int = -1):
         self.min_lr = min_lr
         super().__init__(optimizer, successor, warmup_epoch, last_epoch)
 
-    def get_lr(self):
-        if self.last_epoch >= self.warmup_epoch:
-            return self.successor.get_last_lr()
+    def warmup_lrs(self) -> list:
         if self.last_epoch == 0:
-            return [self.min_lr for _ in self.base_lrs]
-        return [lr * self.last_epoch / self.warmup_epoch for lr in self.base_lrs]
+            return [self.min_lr] * len(self.base_lrs)
+        return [base * self.last_epoch / self.warmup_epoch for base in self.base_lrs]
+
+
+WARMUPS = {"constant": (ConstantWarmupScheduler, "WARMUP_CONS_LR"), "linear": (LinearWarmupScheduler, "WARMUP_MIN_LR")}
+
+
+def _single_step(optimizer, optim_cfg):
+    stepsize = optim_cfg.STEPSIZE
+    stepsize = stepsize[-1] if isinstance(stepsize, (list, tuple)) else stepsize
+    if not isinstance(stepsize, int):
+        raise UserError(f"OPTIM.STEPSIZE must be an integer for single_step, got {stepsize!r}")
+    return StepLR(optimizer, step_size=stepsize if stepsize > 0 else optim_cfg.MAX_EPOCH, gamma=optim_cfg.GAMMA)
+
+
+def _multi_step(optimizer, optim_cfg):
+    if not isinstance(optim_cfg.STEPSIZE, (list, tuple)):
+        raise UserError(f"OPTIM.STEPSIZE must be a list of epochs for multi_step, got {optim_cfg.STEPSIZE!r}")
+    return MultiStepLR(optimizer, milestones=list(optim_cfg.STEPSIZE), gamma=optim_cfg.GAMMA)
+
+
+def _cosine(optimizer, optim_cfg):
+    return CosineAnnealingLR(optimizer, float(optim_cfg.MAX_EPOCH))
+
+
+SCHEDULES = {"single_step": _single_step, "multi_step": _multi_step, "cosine": _cosine}
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, optim_cfg) -> LRScheduler:
-    lr_scheduler = optim_cfg.LR_SCHEDULER
-    stepsize = optim_cfg.STEPSIZE
-    max_epoch = optim_cfg.MAX_EPOCH
-    if lr_scheduler not in AVAI_SCHEDS:
-        raise UserError(f'OPTIM.LR_SCHEDULER must be one of {AVAI_SCHEDS}, got "{lr_scheduler}"')
-    if lr_scheduler == "single_step":
-        if isinstance(stepsize, (list, tuple)):
-            stepsize = stepsize[-1]
-        if not isinstance(stepsize, int):
-            raise UserError(f"OPTIM.STEPSIZE must be an integer for single_step, got {stepsize!r}")
-        if stepsize <= 0:
-            stepsize = max_epoch
-        scheduler = StepLR(optimizer, step_size=stepsize, gamma=optim_cfg.GAMMA)
-    elif lr_scheduler == "multi_step":
-        if not isinstance(stepsize, (list, tuple)):
-            raise UserError(f"OPTIM.STEPSIZE must be a list for multi_step, got {stepsize!r}")
-        scheduler = MultiStepLR(optimizer, milestones=list(stepsize), gamma=optim_cfg.GAMMA)
-    else:
-        scheduler = CosineAnnealingLR(optimizer, float(max_epoch))
-
-    if optim_cfg.WARMUP_EPOCH > 0:
-        if not optim_cfg.WARMUP_RECOUNT:
-            scheduler.last_epoch = optim_cfg.WARMUP_EPOCH
-        if optim_cfg.WARMUP_TYPE == "constant":
-            scheduler = ConstantWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_CONS_LR)
-        elif optim_cfg.WARMUP_TYPE == "linear":
-            scheduler = LinearWarmupScheduler(optimizer, scheduler, optim_cfg.WARMUP_EPOCH, optim_cfg.WARMUP_MIN_LR)
-        else:
-            raise UserError(f'OPTIM.WARMUP_TYPE must be "constant" or "linear", got "{optim_cfg.WARMUP_TYPE}"')
-    return scheduler
+    """OPTIM.LR_SCHEDULER, behind OPTIM.WARMUP_EPOCH epochs of OPTIM.WARMUP_TYPE warmup when that is > 0.
+    WARMUP_RECOUNT False starts the schedule as if it had already run through the warmup epochs."""
+    if optim_cfg.LR_SCHEDULER not in SCHEDULES:
+        raise UserError(f'OPTIM.LR_SCHEDULER must be one of {AVAI_SCHEDS}, got "{optim_cfg.LR_SCHEDULER}"')
+    schedule = SCHEDULES[optim_cfg.LR_SCHEDULER](optimizer, optim_cfg)
+    if optim_cfg.WARMUP_EPOCH <= 0:
+        return schedule
+    if optim_cfg.WARMUP_TYPE not in WARMUPS:
+        raise UserError(f'OPTIM.WARMUP_TYPE must be "constant" or "linear", got "{optim_cfg.WARMUP_TYPE}"')
+    if not optim_cfg.WARMUP_RECOUNT:
+        schedule.last_epoch = optim_cfg.WARMUP_EPOCH
+    warmup, lr_key = WARMUPS[optim_cfg.WARMUP_TYPE]
+    return warmup(optimizer, schedule, optim_cfg.WARMUP_EPOCH, optim_cfg[lr_key])

@@ -1,6 +1,6 @@
 """Check a data root against the layouts the dataset readers expect (DATASETS.md).
 
-    python -m promptlearn.tools.check_data --root DATA [--dataset NAME]
+    python -m datasets check --root DATA [--dataset NAME]      (from the repository root)
 
 For each dataset it lists the pieces found and missing, with the exact path expected, then reads the
 lists as training would (every listed image must exist) and reports the number of classes and images
@@ -12,14 +12,13 @@ import os
 import sys
 from typing import List, Tuple
 
+from ..data.datasets.layout import SOURCE, SPLIT, Layout
 from ..errors import UserError
-from .dataset_catalog import import_readers, resolve_names
+from .dataset_catalog import reader_class, resolve_names
 
 
 def check_dataset(reader: type, root: str) -> Tuple[bool, List[str]]:
     """Whether one dataset is complete, and the report lines (a status line, then one line per piece)."""
-    from datasets.layout import SOURCE, SPLIT, Layout
-
     layout = Layout.of(reader, root)
     name = reader.__name__
     if not os.path.isdir(layout.dataset_dir):
@@ -56,15 +55,16 @@ def check_dataset(reader: type, root: str) -> Tuple[bool, List[str]]:
     return not missing, [f"{name}: {status}  {layout.dataset_dir}{hint}", *lines]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None, config_dir=None) -> int:
+    """The command line; ``config_dir`` (the dataset configs) lets ``--dataset`` take a config file's stem."""
+    parser = argparse.ArgumentParser(prog="python -m datasets check", description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="the data root (the folder that holds one folder per dataset)")
     parser.add_argument("--dataset", default="", help="check only this dataset (registry name or config stem)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        registry = import_readers()
-        names = resolve_names(args.dataset)
+        names = resolve_names(args.dataset, config_dir)
+        readers = {name: reader_class(name) for name in names}
         root = os.path.abspath(os.path.expanduser(args.root))
         if not os.path.isdir(root):
             raise UserError(f"data root {root} does not exist; see DATASETS.md")
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
         return 1
     incomplete = []
     for name in names:
-        complete, lines = check_dataset(registry.get(name), root)
+        complete, lines = check_dataset(readers[name], root)
         print("\n".join(lines))
         if not complete:
             incomplete.append(name)
@@ -81,7 +81,3 @@ def main(argv=None) -> int:
         print(f"\n{len(names) - len(incomplete)} of {len(names)} datasets complete"
               + (f"; incomplete: {', '.join(incomplete)}" if incomplete else ""))
     return 1 if incomplete else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 and the image archives that have public links. Archives are checked, extracted into the layout the readers
 expect, then deleted; an interrupted download resumes where it stopped.
 
-    python -m promptlearn.tools.download_data --root DATA --dataset NAME [--splits-only]
+    python -m datasets download --root DATA --dataset NAME [--splits-only]      (from the repository root)
 
 What cannot be fetched this way (ImageNet's images, ImageNet-Sketch) is printed as a manual step; see
 DATASETS.md for every dataset's sources and layout.
@@ -24,7 +24,7 @@ from scipy.io import loadmat
 from tqdm import tqdm
 
 from ..errors import UserError
-from .dataset_catalog import import_readers, resolve_names
+from .dataset_catalog import reader_class, resolve_names
 
 CHUNK = 1 << 20
 CLASSNAMES_GDRIVE_ID = "1-61f_ol79pViBFDG_IDlUQSwoLcn2XXF"
@@ -323,7 +323,7 @@ def download_item(item: Item, dataset_dir: str, root: str) -> None:
 
 
 def download_dataset(name: str, root: str, splits_only: bool = False) -> None:
-    reader = import_readers().get(name)
+    reader = reader_class(name)
     dataset_dir = os.path.join(root, reader.dataset_dir)
     sources = SOURCES[name]
     os.makedirs(dataset_dir, exist_ok=True)
@@ -337,22 +337,19 @@ def download_dataset(name: str, root: str, splits_only: bool = False) -> None:
         print(f"  to fetch by hand: {sources.manual} (see DATASETS.md#{name.lower()})")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv=None, config_dir=None) -> int:
+    """The command line; ``config_dir`` (the dataset configs) lets ``--dataset`` take a config file's stem."""
+    parser = argparse.ArgumentParser(prog="python -m datasets download", description=__doc__.split("\n")[0])
     parser.add_argument("--root", required=True, help="the data root (each dataset goes to ROOT/<its folder>)")
     parser.add_argument("--dataset", required=True, help="registry name or config stem, e.g. Caltech101 or dtd")
     parser.add_argument("--splits-only", action="store_true", help="fetch only the split files and class lists")
     args = parser.parse_args(argv)
     root = os.path.abspath(os.path.expanduser(args.root))
     try:
-        for name in resolve_names(args.dataset):
+        for name in resolve_names(args.dataset, config_dir):
             download_dataset(name, root, splits_only=args.splits_only)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"Done. Check the result with: python -m promptlearn.tools.check_data --root {root} --dataset {args.dataset}")
+    print(f"Done. Check the result with: python -m datasets check --root {root} --dataset {args.dataset}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,9 +11,6 @@ import sys
 import time
 
 LOGGER_NAME = "promptlearn"
-# Loggers outside the engine package whose records go to the same console and file: the dataset readers
-# (``datasets.*``) and the methods (``trainers.*``), which live at the repository root.
-EXTRA_LOGGER_NAMES = ("datasets", "trainers")
 
 
 class _Tee:
@@ -40,7 +37,7 @@ class _Tee:
         return self.console.fileno()
 
 
-_state = {"file": None, "console": None}
+_state = {"file": None, "console": None, "loggers": ()}
 
 
 def log_file_path(output: str) -> str:
@@ -49,12 +46,13 @@ def log_file_path(output: str) -> str:
     return os.path.join(output, "log.txt")
 
 
-def setup_logger(output: str = None, rank: int = 0) -> logging.Logger:
-    """Send ``promptlearn``, dataset-reader and trainer log records (and prints) to the console and, on rank 0, to the
-    log file."""
+def setup_logger(output: str = None, rank: int = 0, extra_loggers=()) -> logging.Logger:
+    """Send the records of ``promptlearn`` and of the loggers named in ``extra_loggers`` (the application's, e.g.
+    its dataset readers and trainers), and prints, to the console and, on rank 0, to the log file."""
     close_logger()
     logger = logging.getLogger(LOGGER_NAME)
-    loggers = [logger, *(logging.getLogger(name) for name in EXTRA_LOGGER_NAMES)]
+    _state["loggers"] = (LOGGER_NAME, *extra_loggers)
+    loggers = [logging.getLogger(name) for name in _state["loggers"]]
     formatter = logging.Formatter("%(message)s")
 
     console = sys.stdout
@@ -92,7 +90,7 @@ def write_to_log_file(msg: str) -> None:
 
 def close_logger() -> None:
     """Detach the handlers and restore stdout (used between runs in one process, e.g. tests)."""
-    for name in (LOGGER_NAME, *EXTRA_LOGGER_NAMES):
+    for name in _state["loggers"]:
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
@@ -103,6 +101,7 @@ def close_logger() -> None:
     if _state["file"] is not None:
         _state["file"].close()
         _state["file"] = None
+    _state["loggers"] = ()
 
 
 def get_logger() -> logging.Logger:

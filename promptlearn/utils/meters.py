@@ -1,50 +1,42 @@
-"""Running averages for the training progress lines (Dassl's ``AverageMeter`` and ``MetricMeter``)."""
+"""Running means for progress reports, with Dassl's names: ``AverageMeter`` (one quantity) and ``MetricMeter``
+(a group keyed by name, e.g. the losses a training step reports)."""
 from collections import defaultdict
-
-import torch
 
 
 class AverageMeter:
-    """Keeps the latest value and the running average."""
+    """``val``: the latest value; ``avg``: the mean of all values so far, each weighted by its ``n`` (with
+    ``ema=True``, an exponential moving average that gives each new value a weight of 0.1)."""
 
     def __init__(self, ema: bool = False):
         self.ema = ema
         self.reset()
 
     def reset(self) -> None:
-        self.val = 0.0
-        self.avg = 0.0
-        self.sum = 0.0
+        self.val = self.avg = self.sum = 0.0
         self.count = 0
 
     def update(self, val, n: int = 1) -> None:
-        if isinstance(val, torch.Tensor):
-            val = val.item()
+        val = float(val)  # a number or a one-element tensor
         self.val = val
         self.sum += val * n
         self.count += n
-        if self.ema:
-            self.avg = self.avg * 0.9 + self.val * 0.1
-        else:
-            self.avg = self.sum / self.count
+        self.avg = (0.9 * self.avg + 0.1 * val) if self.ema else self.sum / self.count
 
 
 class MetricMeter:
-    """A named group of AverageMeters, printed as ``name val (avg)``."""
+    """One AverageMeter per name; ``update`` takes a dict of numbers (or one-element tensors)."""
 
     def __init__(self, delimiter: str = " "):
         self.meters = defaultdict(AverageMeter)
         self.delimiter = delimiter
 
-    def update(self, input_dict: dict) -> None:
-        if input_dict is None:
+    def update(self, values: dict) -> None:
+        if values is None:
             return
-        if not isinstance(input_dict, dict):
-            raise TypeError("Input to MetricMeter.update() must be a dictionary")
-        for k, v in input_dict.items():
-            if isinstance(v, torch.Tensor):
-                v = v.item()
-            self.meters[k].update(v)
+        if not isinstance(values, dict):
+            raise TypeError(f"MetricMeter.update takes a dict of name -> value, got {type(values).__name__}")
+        for name, value in values.items():
+            self.meters[name].update(value)
 
     def __str__(self) -> str:
-        return self.delimiter.join(f"{name} {meter.val:.4f} ({meter.avg:.4f})" for name, meter in self.meters.items())
+        return self.delimiter.join(f"{name} {m.val:.4f} ({m.avg:.4f})" for name, m in self.meters.items())

@@ -1,40 +1,48 @@
-"""Name -> class registries (Dassl's ``Registry``) used to assemble trainers, datasets and evaluators."""
+"""Classes by name: the tables ``TRAINER_REGISTRY``, ``DATASET_REGISTRY`` and ``EVALUATOR_REGISTRY`` that configs
+refer to (``TRAINER.NAME``, ``DATASET.NAME``, ``TEST.EVALUATOR``), with Dassl's ``Registry`` interface."""
 import difflib
+import logging
 
 from ..errors import UserError
 
+logger = logging.getLogger(__name__)
+
 
 class Registry:
-    """A dict of classes keyed by their ``__name__``; ``register`` works as a decorator or a plain call."""
+    """A table of classes keyed by ``__name__``. ``@REGISTRY.register()`` enters a class where it is defined;
+    ``REGISTRY.register(cls)`` is the same as a call. A name can be entered once unless ``force=True``."""
 
     def __init__(self, name: str):
-        self._name = name
-        self._obj_map = {}
-
-    def _do_register(self, name: str, obj, force: bool = False) -> None:
-        if name in self._obj_map and not force:
-            raise KeyError(f'An object named "{name}" was already registered in "{self._name}" registry')
-        self._obj_map[name] = obj
+        self.name = name
+        self._classes = {}
 
     def register(self, obj=None, force: bool = False):
-        if obj is None:
-            def wrapper(fn_or_class):
-                self._do_register(fn_or_class.__name__, fn_or_class, force=force)
-                return fn_or_class
-            return wrapper
-        self._do_register(obj.__name__, obj, force=force)
-        return obj
+        def enter(cls):
+            if cls.__name__ in self._classes and not force:
+                raise KeyError(f"{cls.__name__} is already registered in the {self.name} registry "
+                               "(register(..., force=True) replaces it)")
+            self._classes[cls.__name__] = cls
+            return cls
+
+        return enter if obj is None else enter(obj)
 
     def get(self, name: str):
-        if name not in self._obj_map:
-            raise KeyError(f'Object name "{name}" does not exist in "{self._name}" registry')
-        return self._obj_map[name]
+        if name not in self._classes:
+            raise KeyError(f"nothing is registered as {name} in the {self.name} registry")
+        return self._classes[name]
 
     def registered_names(self) -> list:
-        return list(self._obj_map.keys())
+        return list(self._classes)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._obj_map
+        return name in self._classes
+
+    def build(self, name: str, *args, verbose: bool = True, **kwargs):
+        """An instance of the class registered as ``name``; an unknown name is a UserError naming the closest."""
+        check_availability(name, self.registered_names())
+        if verbose:
+            logger.info(f"{self.name.lower()}: {name}")
+        return self._classes[name](*args, **kwargs)
 
 
 def check_availability(requested: str, available: list) -> None:

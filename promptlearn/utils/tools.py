@@ -1,11 +1,10 @@
-"""Small file, seed and environment helpers (Dassl's ``dassl.utils.tools``)."""
+"""Small file, image, seed and environment helpers (the names of Dassl's ``dassl.utils``)."""
 import contextlib
 import json
 import os
 import random
 import sys
 import uuid
-import warnings
 
 import numpy as np
 import torch
@@ -14,15 +13,19 @@ from PIL import Image
 from ..errors import UserError
 
 
+def unimplemented(name: str, what: str):
+    """A method a subclass must provide; the inherited one says which class lacks it and what it should do."""
+
+    def method(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement {name}(): {what}")
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = what
+    return method
+
+
 def mkdir_if_missing(dirname: str) -> None:
     os.makedirs(dirname, exist_ok=True)
-
-
-def check_isfile(fpath: str) -> bool:
-    isfile = os.path.isfile(fpath)
-    if not isfile:
-        warnings.warn(f'No file found at "{fpath}"', stacklevel=2)
-    return isfile
 
 
 @contextlib.contextmanager
@@ -101,9 +104,3 @@ def collect_env_info() -> str:
             lines.append(f"GPU {i}: {torch.cuda.get_device_name(i)}")
     lines.append(f"CPU threads: {torch.get_num_threads()}")
     return "\n".join(lines)
-
-
-def tolist_if_not(x) -> list:
-    if not isinstance(x, list):
-        x = [x]
-    return x

@@ -1,8 +1,9 @@
 """Checkpoint files in Dassl's layout, written atomically and loaded with ``weights_only=True``.
 
-Layout: ``<dir>/<name>/model.pth.tar-<epoch>`` (or ``model-best.pth.tar``) plus ``<dir>/<name>/checkpoint``,
-a text file naming the latest file. The state is a dict of tensors and plain Python values only, so it
-loads under PyTorch's safe unpickler.
+Layout: ``<dir>/<name>/model.pth.tar-<epoch>`` plus ``<dir>/<name>/checkpoint``, a text file naming the newest
+of those: the state a resumed run continues from. ``model-best.pth.tar`` (the best epoch on the validation
+split) and any other named file are written beside them and never become the resume point. The state is a
+dict of tensors and plain Python values only, so it loads under PyTorch's safe unpickler.
 """
 import io
 import logging
@@ -19,34 +20,55 @@ from .tools import atomic_write, mkdir_if_missing
 
 logger = logging.getLogger(__name__)
 
+#: the text file naming the checkpoint a resumed run continues from
+RESUME_POINTER = "checkpoint"
+BEST_FILE = "model-best.pth.tar"
+
+
+def epoch_file(epoch: int) -> str:
+    return f"model.pth.tar-{epoch}"
+
 
 def _strip_module_prefix(state_dict: dict) -> OrderedDict:
-    return OrderedDict((k[7:] if k.startswith("module.") else k, v) for k, v in state_dict.items())
+    """Keys without the ``module.`` that DataParallel / DistributedDataParallel wrappers put in front."""
+    return OrderedDict((k[len("module."):] if k.startswith("module.") else k, v) for k, v in state_dict.items())
 
 
 def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_module_from_keys: bool = True,
                     model_name: str = "") -> str:
-    """Save ``state`` to ``save_dir/model.pth.tar-<epoch>`` (or ``model_name``) and update ``checkpoint``."""
+    """Write ``state`` (its ``epoch`` names the file) and return the path.
+
+    Without ``model_name`` the file is ``model.pth.tar-<epoch>`` and becomes the resume point; ``is_best``
+    also copies it to ``model-best.pth.tar``. With ``model_name`` the state goes to that file only.
+    """
     mkdir_if_missing(save_dir)
     if remove_module_from_keys:
-        state = dict(state)
-        state["state_dict"] = _strip_module_prefix(state["state_dict"])
-    if not model_name:
-        model_name = "model.pth.tar-" + str(state["epoch"])
-    fpath = os.path.join(save_dir, model_name)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
+        state = {**state, "state_dict": _strip_module_prefix(state["state_dict"])}
+    fpath = os.path.join(save_dir, model_name or epoch_file(state["epoch"]))
+    payload = io.BytesIO()
+    torch.save(state, payload)
     with atomic_write(fpath, "wb") as f:
-        f.write(buffer.getvalue())
-    logger.info(f"Checkpoint saved to {fpath}")
-    with atomic_write(os.path.join(save_dir, "checkpoint")) as f:
-        f.write(f"{os.path.basename(fpath)}\n")
-    if is_best:
-        best_fpath = os.path.join(os.path.dirname(fpath), "model-best.pth.tar")
-        shutil.copy(fpath, best_fpath + ".tmp")
-        os.replace(best_fpath + ".tmp", best_fpath)
-        logger.info(f'Best checkpoint saved to "{best_fpath}"')
+        f.write(payload.getvalue())
+    logger.info(f"Saved {fpath}")
+    if not model_name:
+        with atomic_write(os.path.join(save_dir, RESUME_POINTER)) as f:
+            f.write(os.path.basename(fpath) + "\n")
+        if is_best:
+            best = os.path.join(save_dir, BEST_FILE)
+            shutil.copyfile(fpath, best + ".tmp")
+            os.replace(best + ".tmp", best)
+            logger.info(f"Saved {best} (a copy of {os.path.basename(fpath)})")
     return fpath
+
+
+def resume_point(model_dir: str):
+    """The checkpoint named by ``model_dir/checkpoint``, or None when there is none."""
+    pointer = os.path.join(model_dir, RESUME_POINTER)
+    if not os.path.isfile(pointer):
+        return None
+    with open(pointer) as f:
+        name = f.readline().strip()
+    return os.path.join(model_dir, name) if name else None
 
 
 def load_checkpoint(fpath: str, trusted: bool = False) -> dict:
@@ -69,47 +91,22 @@ def load_checkpoint(fpath: str, trusted: bool = False) -> dict:
         raise UserError(f"cannot read checkpoint {fpath} ({err}); the file is truncated or corrupt.") from None
 
 
-def resume_from_checkpoint(fdir: str, model: nn.Module, optimizer=None, scheduler=None) -> int:
-    """Load the latest checkpoint named in ``fdir/checkpoint``; return the epoch to start from."""
-    with open(os.path.join(fdir, "checkpoint")) as f:
-        model_name = f.readlines()[0].strip("\n")
-    fpath = os.path.join(fdir, model_name)
-    logger.info(f'Loading checkpoint from "{fpath}"')
-    checkpoint = load_checkpoint(fpath)
-    model.load_state_dict(checkpoint["state_dict"])
-    logger.info("Loaded model weights")
-    if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        logger.info("Loaded optimizer")
-    if scheduler is not None and checkpoint.get("scheduler") is not None:
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        logger.info("Loaded scheduler")
-    start_epoch = checkpoint["epoch"]
-    logger.info(f"Previous epoch: {start_epoch}")
-    return start_epoch
-
-
 def load_pretrained_weights(model: nn.Module, weight_path: str) -> None:
-    """Load the tensors of ``weight_path`` whose names and shapes match ``model``; report the rest."""
+    """Copy into ``model`` the tensors of ``weight_path`` whose names and shapes fit it; report the others."""
     checkpoint = load_checkpoint(weight_path)
-    state_dict = checkpoint.get("state_dict", checkpoint)
-    model_dict = model.state_dict()
-    matched, discarded = OrderedDict(), []
-    for k, v in _strip_module_prefix(state_dict).items():
-        if k in model_dict and model_dict[k].size() == v.size():
-            matched[k] = v
-        else:
-            discarded.append(k)
-    if not matched:
+    offered = _strip_module_prefix(checkpoint.get("state_dict", checkpoint))
+    own = model.state_dict()
+    fitting = {k: v for k, v in offered.items() if k in own and own[k].shape == v.shape}
+    if not fitting:
         raise UserError(f'no weights in "{weight_path}" match the model (names or shapes differ)')
-    model_dict.update(matched)
-    model.load_state_dict(model_dict)
-    logger.info(f'Successfully loaded pretrained weights from "{weight_path}"')
-    if discarded:
-        logger.info(f"Layers discarded due to unmatched keys or size: {discarded}")
+    model.load_state_dict(fitting, strict=False)
+    logger.info(f'Initialized {len(fitting)} tensors of the model from "{weight_path}"')
+    left_out = [k for k in offered if k not in fitting]
+    if left_out:
+        logger.info(f"Not loaded (no tensor of that name and shape in the model): {left_out}")
 
 
 def count_num_param(model: nn.Module = None, params=None) -> int:
-    if model is not None:
-        return sum(p.numel() for p in model.parameters())
-    return sum(p.numel() for p in params)
+    """Number of elements of ``model``'s parameters, or of the tensors in ``params``."""
+    tensors = model.parameters() if model is not None else params
+    return sum(t.numel() for t in tensors)

@@ -88,99 +88,74 @@ def _stale_cache_problem(cached, source):
     return None
 
 
+def _read_only(attribute: str, doc: str) -> property:
+    return property(lambda self: getattr(self, attribute), doc=doc)
+
+
+def _grouped(data_source, key) -> dict:
+    """Items by ``key(item)``: keys in order of first appearance, items in list order."""
+    groups = defaultdict(list)
+    for item in data_source:
+        groups[key(item)].append(item)
+    return groups
+
+
+def _draw(items: list, k: int, repeat: bool) -> list:
+    """Dassl's draw from one class (Python's global ``random``, so a seed gives Dassl's picks): k items without
+    replacement; a class with fewer than k gives all of them, or k with replacement when ``repeat``."""
+    if len(items) >= k:
+        return random.sample(items, k)
+    return random.choices(items, k=k) if repeat else items
+
+
 class DatasetBase:
-    """A dataset as four lists of ``Datum``: train_x (labelled train), train_u (unlabelled), val, test."""
+    """A dataset as lists of ``Datum``: ``train_x`` (labelled training items), ``train_u`` (unlabelled; no reader
+    here has any), ``val`` and ``test``, with the class names of ``train_x``'s labels."""
 
     dataset_dir = ""  # folder name under DATASET.ROOT
     domains = []
 
+    train_x = _read_only("_train_x", "labelled training items")
+    train_u = _read_only("_train_u", "unlabelled training items")
+    val = _read_only("_val", "validation items (None or empty without a validation split)")
+    test = _read_only("_test", "test items")
+    lab2cname = _read_only("_lab2cname", "label -> class name")
+    classnames = _read_only("_classnames", "class names in label order")
+    num_classes = _read_only("_num_classes", "largest label of train_x + 1")
+
     def __init__(self, train_x=None, train_u=None, val=None, test=None):
-        self._train_x = train_x
-        self._train_u = train_u
-        self._val = val
-        self._test = test
+        self._train_x, self._train_u, self._val, self._test = train_x, train_u, val, test
         self._num_classes = self.get_num_classes(train_x)
         self._lab2cname, self._classnames = self.get_lab2cname(train_x)
 
-    @property
-    def train_x(self):
-        return self._train_x
-
-    @property
-    def train_u(self):
-        return self._train_u
-
-    @property
-    def val(self):
-        return self._val
-
-    @property
-    def test(self):
-        return self._test
-
-    @property
-    def lab2cname(self) -> dict:
-        return self._lab2cname
-
-    @property
-    def classnames(self) -> list:
-        return self._classnames
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
     @staticmethod
     def get_num_classes(data_source) -> int:
-        """Number of classes = largest label in ``data_source`` + 1."""
         return max(item.label for item in data_source) + 1
 
     @staticmethod
     def get_lab2cname(data_source):
-        """Map labels to class names (from the items present); classnames ordered by label."""
-        mapping = {item.label: item.classname for item in data_source}
-        labels = sorted(mapping.keys())
-        return {label: mapping[label] for label in labels}, [mapping[label] for label in labels]
+        """({label: class name} of the items present, class names ordered by label)."""
+        names = {item.label: item.classname for item in data_source}
+        ordered = sorted(names)
+        return {label: names[label] for label in ordered}, [names[label] for label in ordered]
 
     @staticmethod
     def split_dataset_by_label(data_source) -> dict:
-        """Group items by label; keys in order of first appearance, items in list order."""
-        output = defaultdict(list)
-        for item in data_source:
-            output[item.label].append(item)
-        return output
+        return _grouped(data_source, lambda item: item.label)
 
     @staticmethod
     def split_dataset_by_domain(data_source) -> dict:
-        output = defaultdict(list)
-        for item in data_source:
-            output[item.domain].append(item)
-        return output
+        return _grouped(data_source, lambda item: item.domain)
 
     def generate_fewshot_dataset(self, *data_sources, num_shots: int = -1, repeat: bool = False):
-        """Sample ``num_shots`` items per class from each source, exactly as Dassl does.
-
-        Per class (in first-appearance order): ``random.sample(items, K)`` when the class has at least K
-        items; otherwise ``random.choices(items, k=K)`` if ``repeat``, else all of its items. Python's
-        global ``random`` is used, so the same seed and list order give Dassl's picks item for item.
-        """
+        """``num_shots`` items of every class of each source (Dassl's algorithm: the classes in order of first
+        appearance, each drawn with ``_draw``); the sources as they are when ``num_shots`` < 1."""
         if num_shots < 1:
             return data_sources[0] if len(data_sources) == 1 else data_sources
-        logger.info(f"Creating a {num_shots}-shot dataset")
-        output = []
-        for data_source in data_sources:
-            tracker = self.split_dataset_by_label(data_source)
-            dataset = []
-            for items in tracker.values():
-                if len(items) >= num_shots:
-                    sampled = random.sample(items, num_shots)
-                elif repeat:
-                    sampled = random.choices(items, k=num_shots)
-                else:
-                    sampled = items
-                dataset.extend(sampled)
-            output.append(dataset)
-        return output[0] if len(output) == 1 else output
+        logger.info(f"Drawing {num_shots} images per class")
+        drawn = [[item for items in self.split_dataset_by_label(source).values()
+                  for item in _draw(items, num_shots, repeat)] for source in data_sources]
+        return drawn[0] if len(drawn) == 1 else drawn
 
     def load_or_create_fewshot(self, cache_dir: str, num_shots: int, seed: int, train, val=None):
         """Few-shot train (K per class) and val (min(K, 4) per class), cached in ``cache_dir``.
@@ -206,7 +181,7 @@ class DatasetBase:
                 if problem is None and val is not None:
                     problem = _stale_cache_problem(cached_val, val)
                 if problem is None:
-                    logger.info(f"Loading preprocessed few-shot data from {fpath}")
+                    logger.info(f"Few-shot lists read from {fpath}")
                     return cached_train, (cached_val if val is not None else None)
                 logger.warning(f"WARNING: few-shot cache {fpath} {problem}; regenerating it")
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
@@ -214,7 +189,7 @@ class DatasetBase:
         if val is not None:
             val = self.generate_fewshot_dataset(val, num_shots=min(num_shots, 4))
             data["val"] = val
-        logger.info(f"Saving preprocessed few-shot data to {fpath}")
+        logger.info(f"Few-shot lists drawn and saved to {fpath}")
         save_pickle(data, fpath)
         return train, val
 
@@ -238,8 +213,8 @@ class DatasetBase:
             return args
         labels = sorted({item.label for item in args[0]})
         m = math.ceil(len(labels) / 2)
-        logger.info(f"SUBSAMPLE {subsample.upper()} CLASSES!")
         selected = labels[:m] if subsample == "base" else labels[m:]
+        logger.info(f"Classes: the {subsample} half ({len(selected)} of {len(labels)})")
         relabeler = {y: y_new for y_new, y in enumerate(selected)}
         output = []
         for dataset in args:

@@ -1,16 +1,8 @@
 """The dataset registry (``DATASET_REGISTRY``) and ``build_dataset(cfg)``."""
-import logging
-
-from ...utils.registry import Registry, check_availability
-
-logger = logging.getLogger(__name__)
+from ...utils.registry import Registry
 
 DATASET_REGISTRY = Registry("DATASET")
 
 
 def build_dataset(cfg):
-    avai_datasets = DATASET_REGISTRY.registered_names()
-    check_availability(cfg.DATASET.NAME, avai_datasets)
-    if cfg.VERBOSE:
-        logger.info(f"Loading dataset: {cfg.DATASET.NAME}")
-    return DATASET_REGISTRY.get(cfg.DATASET.NAME)(cfg)
+    return DATASET_REGISTRY.build(cfg.DATASET.NAME, cfg, verbose=cfg.VERBOSE)

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 def read_split(filepath: str, path_prefix: str):
     """Read ``{"train"|"val"|"test": [[relative path, label, classname], ...]}`` into Datum lists."""
-    logger.info(f"Reading split from {filepath}")
+    logger.info(f"Split file: {filepath}")
     try:
         split = read_json(filepath)
     except ValueError as err:
@@ -44,13 +44,13 @@ def save_split(train, val, test, filepath: str, path_prefix: str) -> None:
         return out
 
     write_json({"train": _extract(train), "val": _extract(val), "test": _extract(test)}, filepath)
-    logger.info(f"Saved split to {filepath}")
+    logger.info(f"Split file written: {filepath}")
 
 
 def split_trainval(trainval, p_val: float = 0.2):
     """Split per label: round(p_val * n) shuffled items to val, the rest to train."""
     p_trn = 1 - p_val
-    logger.info(f"Splitting trainval into {p_trn:.0%} train and {p_val:.0%} val")
+    logger.info(f"Holding out {p_val:.0%} of each class's trainval images for validation ({p_trn:.0%} train)")
     tracker = defaultdict(list)
     for idx, item in enumerate(trainval):
         tracker[item.label].append(idx)
@@ -74,7 +74,7 @@ def split_by_percentage(groups, p_trn: float = 0.5, p_val: float = 0.2):
     the rest to test, and every part must be non-empty.
     """
     p_tst = 1 - p_trn - p_val
-    logger.info(f"Splitting into {p_trn:.0%} train, {p_val:.0%} val, and {p_tst:.0%} test")
+    logger.info(f"Dividing each class's images {p_trn:.0%} / {p_val:.0%} / {p_tst:.0%} into train / val / test")
 
     def _collate(ims, y, c):
         return [Datum(impath=im, label=y, classname=c) for im in ims]

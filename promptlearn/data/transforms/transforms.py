@@ -1,9 +1,10 @@
-"""Image transforms built from ``INPUT.TRANSFORMS`` in Dassl's fixed order (Dassl's ``build_transform``).
+"""Image transforms from ``INPUT.TRANSFORMS`` (Dassl's names and order; the order of the list does not matter).
 
-Training: [resize] -> random_translation -> random_crop -> random_resized_crop -> random_flip ->
-autoaugment policies -> randaugment -> colorjitter -> randomgrayscale -> gaussian_blur -> ToTensor ->
-cutout -> normalize -> gaussian_noise -> instance_norm.
-Test: Resize(max(SIZE)) -> CenterCrop(SIZE) -> ToTensor -> normalize / instance_norm if listed.
+Training, in this order, each step only when listed: a resize to INPUT.SIZE when no crop is listed,
+random_translation, random_crop, random_resized_crop, center_crop, random_flip, the AutoAugment policies
+(imagenet/cifar10/svhn_policy), randaugment, colorjitter, randomgrayscale, gaussian_blur, then ToTensor,
+cutout, normalize, gaussian_noise, instance_norm. Test: the shorter side resized to max(INPUT.SIZE), a centre
+crop of INPUT.SIZE, ToTensor, then normalize and instance_norm when listed.
 """
 import logging
 
@@ -15,6 +16,7 @@ from torchvision.transforms import (
     ColorJitter,
     Compose,
     GaussianBlur,
+    InterpolationMode,
     Normalize,
     RandAugment,
     RandomApply,
@@ -25,17 +27,10 @@ from torchvision.transforms import (
     Resize,
     ToTensor,
 )
-from torchvision.transforms import InterpolationMode
 
 from ...errors import UserError
 
 logger = logging.getLogger(__name__)
-
-AVAI_CHOICES = [
-    "random_flip", "random_resized_crop", "normalize", "instance_norm", "random_crop", "random_translation",
-    "center_crop", "cutout", "imagenet_policy", "cifar10_policy", "svhn_policy", "randaugment",
-    "gaussian_noise", "colorjitter", "randomgrayscale", "gaussian_blur",
-]
 
 INTERPOLATION_MODES = {
     "bilinear": InterpolationMode.BILINEAR,
@@ -45,7 +40,8 @@ INTERPOLATION_MODES = {
 
 
 class Random2DTranslation:
-    """Enlarge the image by 1/8, then take a random crop of the target size (with probability p)."""
+    """With probability p, enlarge the image by 1/8 and crop the target size at a random place; otherwise
+    resize it to the target size."""
 
     def __init__(self, height: int, width: int, p: float = 0.5, interpolation=InterpolationMode.BILINEAR):
         self.height, self.width, self.p = height, width, p
@@ -54,31 +50,29 @@ class Random2DTranslation:
     def __call__(self, img):
         if torch.rand(1).item() > self.p:
             return Resize((self.height, self.width), interpolation=self.interpolation)(img)
-        new_h, new_w = round(self.height * 1.125), round(self.width * 1.125)
-        img = Resize((new_h, new_w), interpolation=self.interpolation)(img)
-        return RandomCrop((self.height, self.width))(img)
+        enlarged = (round(self.height * 1.125), round(self.width * 1.125))
+        return RandomCrop((self.height, self.width))(Resize(enlarged, interpolation=self.interpolation)(img))
 
 
 class Cutout:
-    """Zero ``n_holes`` random square patches of side ``length`` of a (C, H, W) tensor."""
+    """Zero ``n_holes`` squares of side ``length`` centred at random pixels of a (C, H, W) tensor (clipped at
+    the borders)."""
 
     def __init__(self, n_holes: int = 1, length: int = 16):
         self.n_holes, self.length = n_holes, length
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         h, w = img.shape[1:]
-        mask = torch.ones(h, w, dtype=img.dtype)
+        keep = torch.ones(h, w, dtype=img.dtype)
+        half = self.length // 2
         for _ in range(self.n_holes):
-            y = int(torch.randint(h, (1,)))
-            x = int(torch.randint(w, (1,)))
-            y1, y2 = max(0, y - self.length // 2), min(h, y + self.length // 2)
-            x1, x2 = max(0, x - self.length // 2), min(w, x + self.length // 2)
-            mask[y1:y2, x1:x2] = 0
-        return img * mask
+            cy, cx = int(torch.randint(h, (1,))), int(torch.randint(w, (1,)))
+            keep[max(0, cy - half):min(h, cy + half), max(0, cx - half):min(w, cx + half)] = 0
+        return img * keep
 
 
 class GaussianNoise:
-    """Add N(mean, std^2) noise with probability p."""
+    """With probability p, add noise drawn from N(mean, std^2) to every value."""
 
     def __init__(self, mean: float = 0.0, std: float = 0.15, p: float = 0.5):
         self.mean, self.std, self.p = mean, std, p
@@ -90,115 +84,72 @@ class GaussianNoise:
 
 
 class InstanceNormalization:
-    """Normalize each channel of a (C, H, W) tensor by its own mean and std."""
+    """Standardize each channel of a (C, H, W) tensor with its own mean and standard deviation."""
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        c = img.shape[0]
-        flat = img.reshape(c, -1)
-        mean = flat.mean(1).view(c, 1, 1)
-        std = flat.std(1).view(c, 1, 1)
+        per_channel = img.flatten(1)
+        mean = per_channel.mean(1)[:, None, None]
+        std = per_channel.std(1)[:, None, None]
         return (img - mean) / (std + 1e-8)
 
 
-def _check(choices) -> None:
-    unknown = [c for c in choices if c not in AVAI_CHOICES]
-    if unknown:
-        raise UserError(f"unknown transform(s) in INPUT.TRANSFORMS: {unknown}. Available: {AVAI_CHOICES}")
+def _training_steps(cfg, interpolation) -> list:
+    """(name in INPUT.TRANSFORMS, factory) in the order the training chain applies them, after the resize."""
+    i, size = cfg.INPUT, tuple(cfg.INPUT.SIZE)
+    return [
+        ("random_translation", lambda: Random2DTranslation(size[0], size[1], interpolation=interpolation)),
+        ("random_crop", lambda: RandomCrop(size, padding=i.CROP_PADDING)),
+        ("random_resized_crop", lambda: RandomResizedCrop(size, scale=tuple(i.RRCROP_SCALE),
+                                                          interpolation=interpolation)),
+        ("center_crop", lambda: CenterCrop(size)),
+        ("random_flip", RandomHorizontalFlip),
+        ("imagenet_policy", lambda: AutoAugment(AutoAugmentPolicy.IMAGENET)),
+        ("cifar10_policy", lambda: AutoAugment(AutoAugmentPolicy.CIFAR10)),
+        ("svhn_policy", lambda: AutoAugment(AutoAugmentPolicy.SVHN)),
+        ("randaugment", lambda: RandAugment(num_ops=i.RANDAUGMENT_N, magnitude=i.RANDAUGMENT_M)),
+        ("colorjitter", lambda: ColorJitter(brightness=i.COLORJITTER_B, contrast=i.COLORJITTER_C,
+                                            saturation=i.COLORJITTER_S, hue=i.COLORJITTER_H)),
+        ("randomgrayscale", lambda: RandomGrayscale(p=i.RGS_P)),
+        ("gaussian_blur", lambda: RandomApply([GaussianBlur(i.GB_K)], p=i.GB_P)),
+        (None, ToTensor),
+        ("cutout", lambda: Cutout(i.CUTOUT_N, i.CUTOUT_LEN)),
+        ("normalize", lambda: Normalize(mean=i.PIXEL_MEAN, std=i.PIXEL_STD)),
+        ("gaussian_noise", lambda: GaussianNoise(i.GN_MEAN, i.GN_STD)),
+        ("instance_norm", InstanceNormalization),
+    ]
+
+
+#: every name INPUT.TRANSFORMS may hold (in the order the training chain applies them)
+AVAI_CHOICES = ["random_translation", "random_crop", "random_resized_crop", "center_crop", "random_flip",
+                "imagenet_policy", "cifar10_policy", "svhn_policy", "randaugment", "colorjitter", "randomgrayscale",
+                "gaussian_blur", "cutout", "normalize", "gaussian_noise", "instance_norm"]
 
 
 def build_transform(cfg, is_train: bool = True, choices=None):
-    """Build the training or test transform from ``cfg.INPUT``; None when ``INPUT.NO_TRANSFORM``."""
+    """The training or test transform of ``cfg.INPUT`` (``choices`` replaces INPUT.TRANSFORMS); None when
+    INPUT.NO_TRANSFORM is set."""
     if cfg.INPUT.NO_TRANSFORM:
-        logger.info("Note: no transform is applied!")
+        logger.info("INPUT.NO_TRANSFORM: the loaders return the decoded images")
         return None
-    if choices is None:
-        choices = cfg.INPUT.TRANSFORMS
-    _check(choices)
+    choices = list(cfg.INPUT.TRANSFORMS if choices is None else choices)
+    unknown = [name for name in choices if name not in AVAI_CHOICES]
+    if unknown:
+        raise UserError(f"unknown transform(s) in INPUT.TRANSFORMS: {unknown}. Available: {AVAI_CHOICES}")
     if cfg.INPUT.INTERPOLATION not in INTERPOLATION_MODES:
-        raise UserError(f'INPUT.INTERPOLATION must be one of {list(INTERPOLATION_MODES)}, got "{cfg.INPUT.INTERPOLATION}"')
-    expected_size = f"{cfg.INPUT.SIZE[0]}x{cfg.INPUT.SIZE[1]}"
-    normalize = Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD)
-    if is_train:
-        return _build_transform_train(cfg, choices, expected_size, normalize)
-    return _build_transform_test(cfg, choices, expected_size, normalize)
-
-
-def _build_transform_train(cfg, choices, expected_size, normalize):
-    logger.info("Building transform_train")
-    tfm = []
-    interp = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
+        raise UserError(f"INPUT.INTERPOLATION must be one of {list(INTERPOLATION_MODES)}, "
+                        f'got "{cfg.INPUT.INTERPOLATION}"')
+    interpolation = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
     size = tuple(cfg.INPUT.SIZE)
-    conditions = ["random_crop" not in choices, "random_resized_crop" not in choices]
-    if all(conditions):
-        logger.info(f"+ resize to {expected_size}")
-        tfm.append(Resize(size, interpolation=interp))
-    if "random_translation" in choices:
-        logger.info("+ random translation")
-        tfm.append(Random2DTranslation(size[0], size[1], interpolation=interp))
-    if "random_crop" in choices:
-        pad = cfg.INPUT.CROP_PADDING
-        logger.info(f"+ random crop (padding = {pad})")
-        tfm.append(RandomCrop(size, padding=pad))
-    if "random_resized_crop" in choices:
-        scale = tuple(cfg.INPUT.RRCROP_SCALE)
-        logger.info(f"+ random resized crop (size={size}, scale={scale})")
-        tfm.append(RandomResizedCrop(size, scale=scale, interpolation=interp))
-    if "center_crop" in choices:
-        logger.info(f"+ center crop (size: {expected_size})")
-        tfm.append(CenterCrop(size))
-    if "random_flip" in choices:
-        logger.info("+ random flip")
-        tfm.append(RandomHorizontalFlip())
-    for name, policy in [("imagenet_policy", AutoAugmentPolicy.IMAGENET), ("cifar10_policy", AutoAugmentPolicy.CIFAR10),
-                         ("svhn_policy", AutoAugmentPolicy.SVHN)]:
-        if name in choices:
-            logger.info(f"+ {name.replace('_', ' ')}")
-            tfm.append(AutoAugment(policy))
-    if "randaugment" in choices:
-        n, m = cfg.INPUT.RANDAUGMENT_N, cfg.INPUT.RANDAUGMENT_M
-        logger.info(f"+ randaugment (n={n}, m={m})")
-        tfm.append(RandAugment(num_ops=n, magnitude=m))
-    if "colorjitter" in choices:
-        b, c, s, h = (cfg.INPUT.COLORJITTER_B, cfg.INPUT.COLORJITTER_C, cfg.INPUT.COLORJITTER_S,
-                      cfg.INPUT.COLORJITTER_H)
-        logger.info(f"+ color jitter (brightness={b}, contrast={c}, saturation={s}, hue={h})")
-        tfm.append(ColorJitter(brightness=b, contrast=c, saturation=s, hue=h))
-    if "randomgrayscale" in choices:
-        logger.info("+ random gray scale")
-        tfm.append(RandomGrayscale(p=cfg.INPUT.RGS_P))
-    if "gaussian_blur" in choices:
-        gb_k, gb_p = cfg.INPUT.GB_K, cfg.INPUT.GB_P
-        logger.info(f"+ gaussian blur (kernel={gb_k}, p={gb_p})")
-        tfm.append(RandomApply([GaussianBlur(gb_k)], p=gb_p))
-    logger.info("+ to torch tensor of range [0, 1]")
-    tfm.append(ToTensor())
-    if "cutout" in choices:
-        logger.info(f"+ cutout (n_holes={cfg.INPUT.CUTOUT_N}, length={cfg.INPUT.CUTOUT_LEN})")
-        tfm.append(Cutout(cfg.INPUT.CUTOUT_N, cfg.INPUT.CUTOUT_LEN))
-    if "normalize" in choices:
-        logger.info(f"+ normalization (mean={cfg.INPUT.PIXEL_MEAN}, std={cfg.INPUT.PIXEL_STD})")
-        tfm.append(normalize)
-    if "gaussian_noise" in choices:
-        logger.info(f"+ gaussian noise (mean={cfg.INPUT.GN_MEAN}, std={cfg.INPUT.GN_STD})")
-        tfm.append(GaussianNoise(cfg.INPUT.GN_MEAN, cfg.INPUT.GN_STD))
-    if "instance_norm" in choices:
-        logger.info("+ instance normalization")
-        tfm.append(InstanceNormalization())
-    return Compose(tfm)
-
-
-def _build_transform_test(cfg, choices, expected_size, normalize):
-    logger.info("Building transform_test")
-    interp = INTERPOLATION_MODES[cfg.INPUT.INTERPOLATION]
-    logger.info(f"+ resize the smaller edge to {max(cfg.INPUT.SIZE)}")
-    logger.info(f"+ {expected_size} center crop")
-    tfm = [Resize(max(cfg.INPUT.SIZE), interpolation=interp), CenterCrop(tuple(cfg.INPUT.SIZE))]
-    logger.info("+ to torch tensor of range [0, 1]")
-    tfm.append(ToTensor())
-    if "normalize" in choices:
-        logger.info(f"+ normalization (mean={cfg.INPUT.PIXEL_MEAN}, std={cfg.INPUT.PIXEL_STD})")
-        tfm.append(normalize)
-    if "instance_norm" in choices:
-        logger.info("+ instance normalization")
-        tfm.append(InstanceNormalization())
-    return Compose(tfm)
+    if is_train:
+        cropped = {"random_crop", "random_resized_crop"} & set(choices)
+        chain = [] if cropped else [Resize(size, interpolation=interpolation)]
+        chain += [make() for name, make in _training_steps(cfg, interpolation) if name is None or name in choices]
+    else:
+        chain = [Resize(max(size), interpolation=interpolation), CenterCrop(size), ToTensor()]
+        if "normalize" in choices:
+            chain.append(Normalize(mean=cfg.INPUT.PIXEL_MEAN, std=cfg.INPUT.PIXEL_STD))
+        if "instance_norm" in choices:
+            chain.append(InstanceNormalization())
+    transform = Compose(chain)
+    logger.info(f"{'Training' if is_train else 'Test'} transform:\n{transform}")
+    return transform

@@ -1,16 +1,22 @@
 """What each reader expects under ``<root>/<dataset_dir>`` (its pieces), the errors that point to the
-dataset's section of DATASETS.md, and the read-or-generate flow shared by the split-file readers."""
+dataset's section of DATASETS.md, and the read-or-generate flow shared by the split-file readers.
+
+The one home of the data layout helpers: the readers (``datasets/``), the data check and the download
+command all describe a dataset's files with ``Piece`` and find them with ``Layout``."""
 import logging
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from promptlearn.data.datasets import DatasetBase
-from promptlearn.data.datasets.image_files import check_images_exist
-from promptlearn.data.datasets.splits import read_split, save_split
-from promptlearn.errors import UserError
+from ...errors import UserError
+from .base_dataset import DatasetBase
+from .image_files import check_images_exist
+from .splits import read_split, save_split
 
 logger = logging.getLogger(__name__)
+
+#: the command that fetches what a dataset publishes (``datasets/__main__.py``)
+DOWNLOAD_COMMAND = "python -m datasets download"
 
 DOCS = "DATASETS.md"
 
@@ -100,8 +106,8 @@ class Layout:
             first = sources[0]
             raise self.error(f"split file {self.path(self.split_piece.relpath)} not found, and it cannot be generated "
                              f"because the {first.description} {self.path(first.relpath)} is missing too "
-                             f"(download the split file with: python -m promptlearn.tools.download_data "
-                             f"--root {self.root} --dataset {self.name} --splits-only)")
+                             f"(download the split file with: {DOWNLOAD_COMMAND} --root {self.root} "
+                             f"--dataset {self.name} --splits-only)")
 
 
 def read_or_generate_split(layout: Layout, image_dir: str,
@@ -118,8 +124,8 @@ def read_or_generate_split(layout: Layout, image_dir: str,
     else:
         sources = [layout.path(piece.relpath) for piece in layout.pieces if piece.role == SOURCE] or [image_dir]
         logger.warning(f"WARNING: {split_path} not found: generating a new split from {', '.join(sources)}. It will "
-                       "differ from the published split; download that one with python -m "
-                       f"promptlearn.tools.download_data --root {layout.root} --dataset {layout.name} --splits-only")
+                       "differ from the published split; download that one with "
+                       f"{DOWNLOAD_COMMAND} --root {layout.root} --dataset {layout.name} --splits-only")
         train, val, test = generate()
         source = "the generated split"
     check_images_exist(train, val, test, source=source, hint=layout.hint)
