@@ -525,11 +525,12 @@ def max_gradients(module) -> dict:
 
 @pytest.mark.parametrize("structure", CONFIGS)
 def test_every_generator_tensor_learns_from_the_start(demo_root, tmp_path, structure):
-    """The config's initialization (the shift starts at exactly 0) gates no generator. Step 1: L_ce's gradient
-    reaches every tensor of the original view's generator, the context and (paper) P_v's norm scale and shift;
-    L_sem is exactly 0 (every view's prompts are the init phrase), so the other views' generators get exactly no
-    gradient. From step 2 on, every learned tensor of every generator, the context and P_v gets a gradient (P_v's
-    Linear too, scaled by the norm's scale), and after two steps every one has moved."""
+    """The configs' initializations (paper: SHIFT_INIT zero, the shift starts at exactly 0; official: PyTorch's)
+    gate no generator. Step 1: L_ce's gradient reaches every tensor of the original view's (or the shared)
+    generator, the context and (paper) P_v's norm scale and shift; in the paper structure L_sem is exactly 0
+    (every view's prompts are the init phrase), so the other views' generators get exactly no gradient. From
+    step 2 on, every learned tensor of every generator, the context and P_v gets a gradient (P_v's Linear too,
+    scaled by the norm's scale), and after two steps every one has moved."""
     trainer = build_gopro(demo_root, str(tmp_path), structure)
     learner = trainer.learner
     initial = {name: p.detach().clone() for name, p in learner.named_parameters()}
@@ -558,6 +559,17 @@ def test_every_generator_tensor_learns_from_the_start(demo_root, tmp_path, struc
     assert all(step2[name] < 1e-6 for name in dead)
     assert all(step2[name] is not None and step2[name] > 0 for name in set(step2) - dead), step2
     assert {name for name, p in learner.named_parameters() if torch.equal(p, initial[name])} <= dead
+
+
+def test_zeroing_rho_gates_the_projectors(demo_root, tmp_path):
+    """SHIFT_INIT zero_rho, the other way to start from a zero shift: at the first step every style and content
+    projector's gradient is exactly 0 (it is rho's weight times the shift's gradient); only rho's is not."""
+    trainer = build_gopro(demo_root, str(tmp_path), opts=["TRAINER.GOPRO.SHIFT_INIT", "zero_rho"])
+    set_random_seed(1)
+    training_step(trainer, next(iter(trainer.train_loader_x)))
+    grads = {name: grad for name, grad in max_gradients(trainer.model.generators).items() if name.startswith("orig.")}
+    assert grads.pop("orig.rho.weight") > 0
+    assert len(grads) == 4 and all(grad == 0.0 for grad in grads.values()), grads
 
 
 def class_prompt_text(model: GOProModel, view: str, images: torch.Tensor) -> torch.Tensor:
@@ -744,9 +756,12 @@ def test_projector_norm_decides_whether_training_and_evaluation_agree(tiny_clip,
     assert isinstance(simproj.norm, torch.nn.LayerNorm) == (norm == "layer")
 
 
-def test_unknown_projector_norm_is_a_user_error(demo_root, tmp_path):
-    with pytest.raises(UserError, match=r"PROJECTOR_NORM must be one of \('batch', 'running', 'layer'\)"):
-        build_gopro(demo_root, str(tmp_path), opts=["TRAINER.GOPRO.PROJECTOR_NORM", "group"])
+@pytest.mark.parametrize("key, message", [
+    ("PROJECTOR_NORM", r"PROJECTOR_NORM must be one of \('batch', 'running', 'layer'\)"),
+    ("SHIFT_INIT", r"SHIFT_INIT must be one of \('zero', 'zero_rho', 'pytorch'\)")])
+def test_unknown_projector_norm_or_shift_init_is_a_user_error(demo_root, tmp_path, key, message):
+    with pytest.raises(UserError, match=message):
+        build_gopro(demo_root, str(tmp_path), opts=[f"TRAINER.GOPRO.{key}", "group"])
 
 
 # ------------------------------------------------------------------------------------ structures and configs
@@ -780,12 +795,13 @@ def test_tiny_configs_select_the_structure(structure, expected):
     assert cfg.MODEL.BACKBONE.NAME == "tiny-ViT" and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4
 
 
-@pytest.mark.parametrize("structure, zero_shift", [("paper", True), ("official", True), ("official", False)])
-def test_untrained_model_with_a_zero_shift_is_zero_shot_clip(tiny_clip, structure, zero_shift):
-    """With ZERO_INIT_SHIFT (the paper config's) every generator's image-conditioned shift is exactly 0.0 and P_v
-    starts as the identity, so the untrained model's logits are zero-shot CLIP's with the prompt "a photo of a
-    <class>.", in either structure; PyTorch's default initialization (the official code's) shifts the prompts
-    at random."""
+@pytest.mark.parametrize("structure, init", [("paper", "zero"), ("paper", "zero_rho"), ("official", "zero"),
+                                             ("official", "pytorch")])
+def test_untrained_model_with_a_zero_shift_is_zero_shot_clip(tiny_clip, structure, init):
+    """With SHIFT_INIT zero (the paper config's) or zero_rho every generator's image-conditioned shift is exactly
+    0.0 and P_v starts as the identity, so the untrained model's logits are zero-shot CLIP's with the prompt "a
+    photo of a <class>.", in either structure; PyTorch's default initialization (the official code's) shifts
+    the prompts at random."""
     torch.manual_seed(0)
     images = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
@@ -793,10 +809,10 @@ def test_untrained_model_with_a_zero_shift_is_zero_shot_clip(tiny_clip, structur
         text = F.normalize(tiny_clip.encode_text(tokens).float(), dim=-1)
         image = F.normalize(tiny_clip.encode_image(images).float(), dim=-1)
         zero_shot = tiny_clip.logit_scale.exp() * image @ text.t()
-        model = GOProModel(tiny_clip, CLASSNAMES, method_cfg(structure, ZERO_INIT_SHIFT=zero_shift), VIEWS).eval()
+        model = GOProModel(tiny_clip, CLASSNAMES, method_cfg(structure, SHIFT_INIT=init), VIEWS).eval()
         layer_tokens = model.encode_images(images, with_tokens=True)[1]
         shifts = [model.generator(view)(layer_tokens) for view in VIEWS]
-        if zero_shift:
+        if init != "pytorch":
             assert all(torch.equal(shift, torch.zeros_like(shift)) for shift in shifts)  # not merely up to rounding
             torch.testing.assert_close(model(images), zero_shot, rtol=1e-4, atol=1e-4)
         else:

@@ -32,6 +32,7 @@ from promptlearn.modeling.losses import SEM_DISTANCES, prompt_consistency_loss, 
 
 VIEWS = ("orig", "moco", "augmix")
 PROJECTOR_NORMS = ("batch", "running", "layer")
+SHIFT_INITS = ("zero", "zero_rho", "pytorch")
 STD_EPS = 2.3e-8  # added to the sum of squares before the square root, as the official code does
 
 
@@ -65,27 +66,32 @@ def style_content_statistics(tokens) -> tuple:
 class PromptGenerator(nn.Module):
     """rho: per-layer style and content projectors, FRG pooling and the mixing over layers -> shift (B, D).
 
-    ``zero_shift=True``: the shift starts at 0 for every image while every tensor still gets a gradient. The
-    projectors' weights start at 0, rho as a uniform mix, and each layer's pooled feature is a constant that
-    cancels in the mix: the projectors' biases are +c or -c, of opposite signs in layers 2k and 2k+1 (0 in
-    an odd last layer). rho's weights then get a gradient (its inputs are not 0) and the projectors get
-    rho's weight times the shift's gradient. Zeroing rho instead gates the projectors: their gradient is
-    rho's weight times the shift's, so they hardly learn. c and the mix weight are powers of two, so every
-    partial sum is exact and the shift is exactly 0.0 in floating point, not up to rounding: the views'
-    prompts are then identical at the start, and L_sem's L2 distance is 0 with a zero gradient instead of
-    rounding noise with a unit-norm one.
+    ``init`` (SHIFT_INIT):
+    - "zero": the shift starts at 0 for every image and no tensor is gated. The projectors' weights start
+      at 0, rho as a uniform mix, and each layer's pooled feature is a constant that cancels in the mix: the
+      projectors' biases are +c or -c, of opposite signs in layers 2k and 2k+1 (0 in an odd last layer).
+      rho's weights then get a gradient (their inputs are not 0) and the projectors get rho's weight times
+      the shift's gradient. c and the mix weight are powers of two, so every partial sum is exact and the
+      shift is exactly 0.0 in floating point, not up to rounding: the views' prompts are then identical at
+      the start, and L_sem's L2 distance is 0 with a zero gradient instead of rounding noise with a
+      unit-norm one.
+    - "zero_rho": the shift starts at 0 because rho does. This gates the projectors: their gradient is rho's
+      weight times the shift's, 0 at the first step and small while rho stays near 0.
+    - "pytorch": PyTorch's default initialization (the official code's); the untrained shift is random.
     """
 
     BIAS = 2.0 ** -7  # c
 
-    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int, zero_shift: bool = False):
+    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int, init: str = "pytorch"):
         super().__init__()
         self.style = LayerwiseLinear(num_layers, vis_width, ctx_dim)
         self.content = LayerwiseLinear(num_layers, vis_width, ctx_dim)
         # no bias: a shift along (1, ..., 1) is invisible to the text encoder (every block reads its input through
         # a LayerNorm, and so do the final features), so the official code's rho bias never gets a gradient
         self.rho = nn.Linear(num_layers, 1, bias=False)
-        if zero_shift:
+        if init == "zero_rho":
+            nn.init.zeros_(self.rho.weight)
+        elif init == "zero":
             pairs = num_layers // 2
             with torch.no_grad():
                 self.rho.weight.fill_(2.0 ** -math.ceil(math.log2(num_layers)))
@@ -161,7 +167,7 @@ class GOProModel(PromptedCLIP):
         ctx_dim = self.text_encoder.width
         layers, width = self.image_encoder.num_layers, self.image_encoder.width
         names = ["shared"] if method_cfg.SHARED_GENERATOR else list(views)
-        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim, method_cfg.ZERO_INIT_SHIFT)
+        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim, method_cfg.SHIFT_INIT)
                                          for name in names})
         self.simproj = ImageProjector(self.image_encoder.output_dim, residual=method_cfg.PROJECTOR_IN_LOGITS,
                                       norm=method_cfg.PROJECTOR_NORM)
@@ -215,10 +221,10 @@ class GOPro(CLIPTrainer):
         cfg.TRAINER.GOPRO.SEM_DISTANCE = "l2"  # paper: L2 norm; official code: "mse"
         cfg.TRAINER.GOPRO.SHARED_GENERATOR = False  # paper: one prompt generator per view; official: shared
         cfg.TRAINER.GOPRO.PROJECTOR_IN_LOGITS = True  # paper: P_v on the image branch of L_ce; official: only L_con
-        # the image-conditioned shift starts at zero (projectors' weights 0, uniform rho), so training starts from
-        # zero-shot CLIP's prompts with every generator tensor learning (the paper is silent; the official code's
-        # default init shifts the prompts at random: False)
-        cfg.TRAINER.GOPRO.ZERO_INIT_SHIFT = True
+        # the image-conditioned shift starts at exactly zero with no generator tensor gated (PromptGenerator), so
+        # training starts from zero-shot CLIP's prompts (the paper is silent); "zero_rho" zeroes the mixing
+        # instead, which gates the projectors; "pytorch": the official code's default init shifts them at random
+        cfg.TRAINER.GOPRO.SHIFT_INIT = "zero"
         cfg.TRAINER.GOPRO.PROJECTOR_NORM = "batch"  # P_v's normalization: batch | running | layer (ImageProjector)
         cfg.TRAINER.GOPRO.CON_TEMPERATURE = 0.1
         cfg.TRAINER.GOPRO.AUGMIX_SEVERITY = 1
@@ -228,9 +234,9 @@ class GOPro(CLIPTrainer):
         if cfg.TRAINER.GOPRO.SEM_DISTANCE not in SEM_DISTANCES:
             raise UserError(f"TRAINER.GOPRO.SEM_DISTANCE must be one of {SEM_DISTANCES}, "
                             f'got "{cfg.TRAINER.GOPRO.SEM_DISTANCE}"')
-        if cfg.TRAINER.GOPRO.PROJECTOR_NORM not in PROJECTOR_NORMS:
-            raise UserError(f"TRAINER.GOPRO.PROJECTOR_NORM must be one of {PROJECTOR_NORMS}, "
-                            f'got "{cfg.TRAINER.GOPRO.PROJECTOR_NORM}"')
+        for key, values in (("PROJECTOR_NORM", PROJECTOR_NORMS), ("SHIFT_INIT", SHIFT_INITS)):
+            if cfg.TRAINER.GOPRO[key] not in values:
+                raise UserError(f'TRAINER.GOPRO.{key} must be one of {values}, got "{cfg.TRAINER.GOPRO[key]}"')
         if cfg.TRAINER.GOPRO.CON_TEMPERATURE <= 0:
             raise UserError("TRAINER.GOPRO.CON_TEMPERATURE must be positive")
         if cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2:
