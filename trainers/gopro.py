@@ -13,7 +13,8 @@ AugMix view (x2), made from the raw image in the data loader. Losses:
 Where the paper and the official code differ (README, "GOPro: paper vs official code") each choice is a
 switch of TRAINER.GOPRO: loss weights (D1), SEM_DISTANCE l2 | mse (D2), SHARED_GENERATOR (D3),
 PROJECTOR_IN_LOGITS (D4). The defaults are the paper's; configs/trainers/GOPro/vit_b16_official.yaml
-selects the official structure.
+selects the official structure. Where both are silent: SHIFT_INIT (how the generators start, PromptGenerator)
+and PROJECTOR_NORM (P_v's normalization, ImageProjector).
 """
 import math
 
