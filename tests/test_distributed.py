@@ -327,7 +327,7 @@ def test_two_ranks_train_as_one_process_on_the_whole_batch(data_root, tmp_path):
         assert moved > 1e-4, method  # the steps did something the comparison can see
         assert a["accuracy"] == b["accuracy"] == one["accuracy"], method
     # GOPro's projector normalized with the whole batch's statistics: the same running statistics
-    for key in ("simproj.bn.running_mean", "simproj.bn.running_var"):
+    for key in ("simproj.norm.running_mean", "simproj.norm.running_var"):
         assert not torch.equal(expected["GOPro"]["state"][key], expected["GOPro"]["initial"][key])
     # augmentation: the ranks draw different streams; an epoch's stream repeats; the next epoch's differs
     (views0, worker0), (again0, worker_again0), (next0, _) = reports[0]["streams"]

@@ -155,13 +155,13 @@ def test_checkpoint_holds_the_structures_learnable_parts(b2n_runs, tiny_clip, st
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     assert sorted({key.split(".")[1] for key in state if key.startswith("generators.")}) == generators
     parts = {f"{name}.{tensor}" for name in ("style", "content") for tensor in ("weight", "bias")}
-    parts |= {"rho.weight", "rho.bias"}
+    parts.add("rho.weight")  # rho has no bias (test_a_shift_along_ones_leaves_the_text_features_unchanged)
     assert {key for key in state if key.startswith("generators.")} == {f"generators.{g}.{p}" for g in generators
                                                                        for p in parts}
     assert {key for key in state if key.startswith("simproj.")} == {
-        "simproj.linear.weight", "simproj.linear.bias", "simproj.bn.weight", "simproj.bn.bias",
-        "simproj.bn.running_mean", "simproj.bn.running_var", "simproj.bn.num_batches_tracked"}
-    assert state["simproj.bn.num_batches_tracked"] > 0  # BatchNorm's statistics are saved with the weights
+        "simproj.linear.weight", "simproj.linear.bias", "simproj.norm.weight", "simproj.norm.bias",
+        "simproj.norm.running_mean", "simproj.norm.running_var", "simproj.norm.num_batches_tracked"}
+    assert state["simproj.norm.num_batches_tracked"] > 0  # BatchNorm's statistics are saved with the weights
     initial_ctx = embed_tokens(tiny_clip, tokenize(["a photo of a"]))[0, 1:5]
     assert not torch.allclose(state["prompt_learner.ctx"], initial_ctx)  # a trained context
 
@@ -197,9 +197,9 @@ def test_generator_projector_and_prompt_shapes_follow_the_backbone(backbone, siz
         for projector in (generator.style, generator.content):
             assert projector.weight.shape == (layers, ctx_dim, vis_width)
             assert projector.bias.shape == (layers, ctx_dim)
-        assert (generator.rho.in_features, generator.rho.out_features) == (layers, 1)
+        assert (generator.rho.in_features, generator.rho.out_features, generator.rho.bias) == (layers, 1, None)
     assert (model.simproj.linear.in_features, model.simproj.linear.out_features) == (embed_dim, embed_dim)
-    assert model.simproj.bn.num_features == embed_dim
+    assert model.simproj.norm.num_features == embed_dim
 
     batch, n_cls = 2, len(CLASSNAMES)
     images = torch.randn(batch, 3, clip_model.visual.input_resolution, clip_model.visual.input_resolution)
@@ -510,6 +510,137 @@ def test_evaluation_is_one_image_encoder_pass_per_batch(demo_root, tmp_path, mon
     assert view_calls == []
 
 
+# ------------------------------------------------------------------------------------ what learns
+
+def training_step(trainer: GOPro, batch: dict) -> dict:
+    """One optimizer step on ``batch`` (the trainer's own forward_backward); the gradients stay on the tensors."""
+    trainer.set_model_mode("train")
+    trainer.batch_idx, trainer.num_batches = 0, len(trainer.train_loader_x)
+    return trainer.forward_backward(batch)
+
+
+def max_gradients(module) -> dict:
+    return {name: None if p.grad is None else p.grad.abs().max().item() for name, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("structure", CONFIGS)
+def test_every_generator_tensor_learns_from_the_start(demo_root, tmp_path, structure):
+    """The configs' initializations (paper: SHIFT_INIT zero, the shift starts at exactly 0; official: PyTorch's)
+    gate no generator. Step 1: L_ce's gradient reaches every tensor of the original view's (or the shared)
+    generator, the context and (paper) P_v's norm scale and shift; in the paper structure L_sem is exactly 0
+    (every view's prompts are the init phrase), so the other views' generators get exactly no gradient. From
+    step 2 on, every learned tensor of every generator, the context and P_v gets a gradient (P_v's Linear too,
+    scaled by the norm's scale), and after two steps every one has moved."""
+    trainer = build_gopro(demo_root, str(tmp_path), structure)
+    learner = trainer.learner
+    initial = {name: p.detach().clone() for name, p in learner.named_parameters()}
+    set_random_seed(1)
+    loader = iter(trainer.train_loader_x)
+    batches = [next(loader), next(loader)]
+    for batch in batches:
+        assert all(not torch.equal(batch[key], batch["img"]) for key in trainer.view_keys.values())  # distinct views
+    first = training_step(trainer, batches[0])
+    step1 = max_gradients(learner)
+    training_step(trainer, batches[1])
+    step2 = max_gradients(learner)
+
+    orig = "generators.shared." if structure == "official" else "generators.orig."
+    generator_tensors = [name for name in step1 if name.startswith("generators.")]
+    assert len(generator_tensors) == 5 * len(trainer.model.generators)  # style, content (weight, bias), rho
+    first_learners = [name for name in step1 if name.startswith((orig, "prompt_learner."))]
+    if structure == "paper":
+        first_learners += ["simproj.norm.weight", "simproj.norm.bias"]
+        assert first["loss_sem"] == 0.0
+        assert all(step1[name] == 0.0 for name in generator_tensors if not name.startswith(orig))
+    assert all(step1[name] is not None and step1[name] > 0 for name in first_learners), step1
+    # BatchNorm with the batch's statistics right after P_v's Linear removes the Linear's bias (as in the official
+    # code): its gradient is 0 up to rounding
+    dead = {"simproj.linear.bias"}
+    assert all(step2[name] < 1e-6 for name in dead)
+    assert all(step2[name] is not None and step2[name] > 0 for name in set(step2) - dead), step2
+    assert {name for name, p in learner.named_parameters() if torch.equal(p, initial[name])} <= dead
+
+
+def test_zeroing_rho_gates_the_projectors(demo_root, tmp_path):
+    """SHIFT_INIT zero_rho, the other way to start from a zero shift: at the first step every style and content
+    projector's gradient is exactly 0 (it is rho's weight times the shift's gradient); only rho's is not."""
+    trainer = build_gopro(demo_root, str(tmp_path), opts=["TRAINER.GOPRO.SHIFT_INIT", "zero_rho"])
+    set_random_seed(1)
+    training_step(trainer, next(iter(trainer.train_loader_x)))
+    grads = {name: grad for name, grad in max_gradients(trainer.model.generators).items() if name.startswith("orig.")}
+    assert grads.pop("orig.rho.weight") > 0
+    assert len(grads) == 4 and all(grad == 0.0 for grad in grads.values()), grads
+
+
+def class_prompt_text(model: GOProModel, view: str, images: torch.Tensor) -> torch.Tensor:
+    """The normalized text features (B, C, E) of ``view``'s generator on ``images``, one view at a time."""
+    _, tokens = model.encode_images(images, with_tokens=True)
+    prompts = model.prompt_learner(model.generator(view)(tokens))
+    return F.normalize(model.encode_text(prompts, model.prompt_learner.tokenized_prompts), dim=-1)
+
+
+@pytest.mark.parametrize("structure", CONFIGS)
+def test_prompt_consistency_compares_each_view_with_the_original_and_trains_both(demo_root, tmp_path, structure):
+    """L_sem on distinct views (generators moved off their initialization): the distance between the original
+    view's class-prompt features and each augmented view's, computed here view by view from the loader's images
+    (L2 norm of the difference, averaged, in the paper; mean squared difference in the official structure); it is
+    positive, and its gradient reaches every tensor of the generators of both views it compares."""
+    trainer = build_gopro(demo_root, str(tmp_path), structure, ["TRAINER.GOPRO.W_CE", 0.0, "TRAINER.GOPRO.W_CON", 0.0])
+    model = trainer.model
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for generator in model.generators.values():
+            for projector in (generator.style, generator.content):
+                torch.nn.init.normal_(projector.weight, std=0.02)
+    batch = first_batch(trainer)
+    trainer.set_model_mode("train")
+    with torch.no_grad():
+        text = {view: class_prompt_text(model, view, batch[key])
+                for view, key in [("orig", "img"), *trainer.view_keys.items()]}
+    if structure == "paper":
+        distances = [(text["orig"] - text[view]).norm(dim=-1).mean() for view in ("moco", "augmix")]
+    else:
+        distances = [((text["orig"] - text[view]) ** 2).mean() for view in ("moco", "augmix")]
+    assert all(d > 0 for d in distances)
+
+    loss, summary = trainer.compute_loss(batch, *trainer.parse_batch_train(batch))
+    assert summary["loss_sem"] == pytest.approx(sum(distances).item(), rel=1e-4)
+    assert loss.item() == pytest.approx(summary["loss_sem"], rel=1e-6)  # the only weighted term
+    trainer.model_zero_grad()
+    loss.backward()
+    for name, grad in max_gradients(model.generators).items():
+        assert grad is not None and grad > 0, name
+
+
+def test_a_shift_along_ones_leaves_the_text_features_unchanged(tiny_clip):
+    """Why rho has no bias: a shift c (1, ..., 1) of the context vectors reaches the text encoder's blocks and its
+    output only through LayerNorms, so the class-prompt features do not change (the official code's rho bias
+    never gets a gradient); a shift in any other direction changes them."""
+    torch.manual_seed(0)
+    model = GOProModel(tiny_clip, CLASSNAMES, method_cfg(), VIEWS).eval()
+    learner = model.prompt_learner
+    shift = 0.1 * torch.randn(2, learner.ctx.shape[-1])
+
+    def text(shift):
+        return F.normalize(model.encode_text(learner(shift), learner.tokenized_prompts), dim=-1)
+
+    with torch.no_grad():
+        torch.testing.assert_close(text(shift + 0.5), text(shift), rtol=0, atol=1e-5)
+        assert (text(shift + 0.5 * torch.randn_like(shift)) - text(shift)).abs().max() > 1e-2
+
+
+def test_view_keys_come_from_the_config_alone(demo_root, tmp_path):
+    """The batch keys the loss reads are derived from the config, as the loader's order of views is: a GOPro that
+    holds nothing but its config builds the loader's transforms, sets nothing doing so, and knows the keys."""
+    trainer = build_gopro(demo_root, str(tmp_path), opts=["TRAINER.GOPRO.LOSS_SEM_MOCO", False])
+    bare = GOPro.__new__(GOPro)
+    bare.cfg = trainer.cfg
+    transforms = bare.custom_train_transform()
+    assert vars(bare) == {"cfg": trainer.cfg}
+    assert len(transforms) == 3 and bare.view_keys == {"moco": "img2", "augmix": "img3"}  # moco for L_con only
+    assert set(first_batch(trainer)) == BASE_KEYS | {"img2", "img3"}
+
+
 # ------------------------------------------------------------------------------------ the image projector
 
 @pytest.mark.parametrize("structure", CONFIGS)
@@ -593,10 +724,44 @@ def test_projector_input_is_the_normalized_feature(tiny_clip):
         torch.manual_seed(0)
         simproj = GOProModel(tiny_clip, CLASSNAMES, method_cfg(structure), VIEWS).simproj
         with torch.no_grad():
-            torch.nn.init.normal_(simproj.bn.weight)
+            torch.nn.init.normal_(simproj.norm.weight)
             simproj.train()
             torch.testing.assert_close(simproj(features * scale), simproj(features))
             torch.testing.assert_close(simproj(features), simproj(F.normalize(features, dim=-1)))
+
+
+@pytest.mark.parametrize("norm, same_in_training", [("batch", False), ("running", True), ("layer", True)])
+def test_projector_norm_decides_whether_training_and_evaluation_agree(tiny_clip, norm, same_in_training):
+    """PROJECTOR_NORM, the paper's P_v on the logits' branch: BatchNorm with the batch's statistics ("batch") makes
+    an image's output in training depend on its batchmates and differ from evaluation's (running statistics);
+    with the running statistics in training too ("running") or LayerNorm ("layer"), P_v is the same function of
+    one image in training and evaluation."""
+    torch.manual_seed(0)
+    simproj = GOProModel(tiny_clip, CLASSNAMES, method_cfg(PROJECTOR_NORM=norm), VIEWS).simproj
+    features = torch.randn(4, tiny_clip.visual.output_dim)
+    with torch.no_grad():
+        torch.nn.init.normal_(simproj.norm.weight, std=0.1)
+        torch.nn.init.normal_(simproj.linear.weight, std=0.1)
+        simproj.train()
+        training = simproj(features)
+        simproj.eval()
+        evaluation = simproj(features)
+        simproj.train()
+        first_two = simproj(features[:2], track_stats=False)
+    if same_in_training:
+        torch.testing.assert_close(training, evaluation)
+        torch.testing.assert_close(first_two, training[:2])
+    else:
+        assert (training - evaluation).abs().max() > 1e-2 and (first_two - training[:2]).abs().max() > 1e-2
+    assert isinstance(simproj.norm, torch.nn.LayerNorm) == (norm == "layer")
+
+
+@pytest.mark.parametrize("key, message", [
+    ("PROJECTOR_NORM", r"PROJECTOR_NORM must be one of \('batch', 'running', 'layer'\)"),
+    ("SHIFT_INIT", r"SHIFT_INIT must be one of \('zero', 'zero_rho', 'pytorch'\)")])
+def test_unknown_projector_norm_or_shift_init_is_a_user_error(demo_root, tmp_path, key, message):
+    with pytest.raises(UserError, match=message):
+        build_gopro(demo_root, str(tmp_path), opts=[f"TRAINER.GOPRO.{key}", "group"])
 
 
 # ------------------------------------------------------------------------------------ structures and configs
@@ -605,8 +770,8 @@ def test_paper_has_a_generator_per_view_and_official_one_shared(tiny_clip):
     torch.manual_seed(0)
     paper = GOProModel(tiny_clip, CLASSNAMES, method_cfg("paper"), VIEWS)
     assert sorted(paper.generators) == sorted(VIEWS)
-    weights = [paper.generator(view).style.weight for view in VIEWS]
-    assert len({w.data_ptr() for w in weights}) == 3 and not torch.equal(weights[0], weights[1])
+    biases = [paper.generator(view).style.bias for view in VIEWS]  # (the weights all start at 0)
+    assert len({b.data_ptr() for b in biases}) == 3 and not torch.equal(biases[0], biases[1])
     official = GOProModel(tiny_clip, CLASSNAMES, method_cfg("official"), VIEWS)
     assert list(official.generators) == ["shared"]
     assert all(official.generator(view) is official.generators["shared"] for view in VIEWS)
@@ -630,10 +795,13 @@ def test_tiny_configs_select_the_structure(structure, expected):
     assert cfg.MODEL.BACKBONE.NAME == "tiny-ViT" and cfg.DATALOADER.TRAIN_X.BATCH_SIZE == 4
 
 
-def test_paper_model_starts_as_zero_shot_clip(tiny_clip):
-    """With ZERO_INIT_SHIFT (the paper config) the image-conditioned shift starts at zero and P_v as the identity,
-    so the untrained model's logits are zero-shot CLIP's with the prompt "a photo of a <class>."; the official
-    structure's default initialization shifts the prompts at random."""
+@pytest.mark.parametrize("structure, init", [("paper", "zero"), ("paper", "zero_rho"), ("official", "zero"),
+                                             ("official", "pytorch")])
+def test_untrained_model_with_a_zero_shift_is_zero_shot_clip(tiny_clip, structure, init):
+    """With SHIFT_INIT zero (the paper config's) or zero_rho every generator's image-conditioned shift is exactly
+    0.0 and P_v starts as the identity, so the untrained model's logits are zero-shot CLIP's with the prompt "a
+    photo of a <class>.", in either structure; PyTorch's default initialization (the official code's) shifts
+    the prompts at random."""
     torch.manual_seed(0)
     images = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
@@ -641,24 +809,27 @@ def test_paper_model_starts_as_zero_shot_clip(tiny_clip):
         text = F.normalize(tiny_clip.encode_text(tokens).float(), dim=-1)
         image = F.normalize(tiny_clip.encode_image(images).float(), dim=-1)
         zero_shot = tiny_clip.logit_scale.exp() * image @ text.t()
-        for structure, zero_init in (("paper", True), ("official", False)):
-            model = GOProModel(tiny_clip, CLASSNAMES, method_cfg(structure), VIEWS).eval()
-            assert bool(model.generator("orig").rho.weight.abs().sum() == 0) == zero_init
-            if zero_init:
-                torch.testing.assert_close(model(images), zero_shot, rtol=1e-4, atol=1e-4)
-            else:
-                assert not torch.allclose(model(images), zero_shot, rtol=1e-2, atol=1e-2)
+        model = GOProModel(tiny_clip, CLASSNAMES, method_cfg(structure, SHIFT_INIT=init), VIEWS).eval()
+        layer_tokens = model.encode_images(images, with_tokens=True)[1]
+        shifts = [model.generator(view)(layer_tokens) for view in VIEWS]
+        if init != "pytorch":
+            assert all(torch.equal(shift, torch.zeros_like(shift)) for shift in shifts)  # not merely up to rounding
+            torch.testing.assert_close(model(images), zero_shot, rtol=1e-4, atol=1e-4)
+        else:
+            assert all(shift.abs().mean() > 1e-2 for shift in shifts)
+            assert not torch.allclose(model(images), zero_shot, rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("norm", ["batch", "running"])
 @pytest.mark.parametrize("structure", CONFIGS)
-def test_projector_running_statistics_come_from_the_original_view(demo_root, tmp_path, structure):
+def test_projector_running_statistics_come_from_the_original_view(demo_root, tmp_path, structure, norm):
     """In the paper structure the logits use P_v's BatchNorm running statistics at evaluation, so a training step
     folds in the original view's batch statistics only (the MoCo view is normalized with its own batch's
     statistics for L_con); the official structure, where P_v never reaches the logits, tracks both as the
     official code does."""
-    trainer = build_gopro(demo_root, str(tmp_path), structure)
+    trainer = build_gopro(demo_root, str(tmp_path), structure, ["TRAINER.GOPRO.PROJECTOR_NORM", norm])
     model, batch = trainer.model, first_batch(trainer)
-    bn = model.simproj.bn
+    bn = model.simproj.norm
     before = bn.running_mean.clone()
     image, label = trainer.parse_batch_train(batch)
     with torch.no_grad():

@@ -52,18 +52,34 @@ def test_base_to_new_through_train_py(demo_root, tmp_path, tiny_clip):
     assert not torch.allclose(state["prompt_learner.ctx"], initial_ctx)  # the reloaded checkpoint holds trained prompts
 
 
-def check_layer_inputs(calls, slots: slice, prompts, depth: int) -> None:
-    """Layer i's input is layer i-1's output, except in ``slots`` of layers 1..depth-1, which hold prompts[i]."""
+def check_layer_inputs(calls, slots: slice, prompts, depth: int, close: bool = False) -> None:
+    """Layer i's input is layer i-1's output, except in ``slots`` of layers 1..depth-1, which hold prompts[i]
+    (``close``: up to rounding, for prompts computed by another matrix product than the model's)."""
     for i in range(1, len(calls)):
         layer_input, previous_output = calls[i][0], calls[i - 1][1]
         others = torch.ones(layer_input.shape[1], dtype=torch.bool)
         others[slots] = False
         assert torch.equal(layer_input[:, others], previous_output[:, others])
         if i < depth:
-            assert torch.equal(layer_input[:, slots], prompts[i].expand(len(layer_input), -1, -1))
+            expected = prompts[i].expand(len(layer_input), -1, -1)
+            if close:
+                torch.testing.assert_close(layer_input[:, slots], expected)
+            else:
+                assert torch.equal(layer_input[:, slots], expected)
             assert not torch.allclose(layer_input[:, slots], previous_output[:, slots])
         else:
             assert torch.equal(layer_input[:, slots], previous_output[:, slots])
+
+
+def coupled_vision_prompts(learner) -> list:
+    """MaPLe's vision prompts from the learner's tensors: layer 0's is proj applied to the context, layer i's
+    (i >= 1) is coupling i applied to text prompt i; each a hand-written x W^T + b."""
+    def linear(x, layer):
+        return x @ layer.weight.t() + layer.bias
+
+    deep = [linear(prompt, coupling) for prompt, coupling in zip(learner.compound_prompts_text,
+                                                                  learner.compound_prompt_projections)]
+    return [linear(learner.ctx, learner.proj), *deep]
 
 
 @pytest.mark.parametrize("depth", [1, 2, 4])
@@ -72,10 +88,14 @@ def test_prompts_replace_exactly_their_slots_in_their_layers(tiny_clip, block_ca
     model = MaPLeModel(tiny_clip, CLASSNAMES, maple_cfg(depth)).eval()
     learner = model.prompt_learner
     m = learner.n_ctx
+    with torch.no_grad():  # every coupling different (they start equal), so that using another layer's shows
+        for coupling in learner.compound_prompt_projections:
+            torch.nn.init.normal_(coupling.weight, std=0.05)
+            torch.nn.init.normal_(coupling.bias, std=0.05)
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         model(images)
-        vision_prompts = learner.vision_prompts()
+        vision_prompts = coupled_vision_prompts(learner)
     text_calls = [(x, y) for causal, x, y in block_calls if causal]
     vision_calls = [(x, y) for causal, x, y in block_calls if not causal]
     assert len(text_calls) == len(vision_calls) == 4
@@ -88,8 +108,8 @@ def test_prompts_replace_exactly_their_slots_in_their_layers(tiny_clip, block_ca
     assert vision_input.shape[1] == n_tokens + m
     torch.testing.assert_close(vision_input[:, n_tokens:], tiny_clip.visual.ln_pre(vision_prompts[0]).expand(2, -1, -1))
 
-    check_layer_inputs(text_calls, slice(1, 1 + m), learner.text_deep_prompts(), depth)
-    check_layer_inputs(vision_calls, slice(n_tokens, n_tokens + m), vision_prompts, depth)
+    check_layer_inputs(text_calls, slice(1, 1 + m), [None, *learner.compound_prompts_text], depth)
+    check_layer_inputs(vision_calls, slice(n_tokens, n_tokens + m), vision_prompts, depth, close=True)
 
 
 def test_depth_one_is_shallow_prompting(tiny_clip):

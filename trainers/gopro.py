@@ -13,7 +13,8 @@ AugMix view (x2), made from the raw image in the data loader. Losses:
 Where the paper and the official code differ (README, "GOPro: paper vs official code") each choice is a
 switch of TRAINER.GOPRO: loss weights (D1), SEM_DISTANCE l2 | mse (D2), SHARED_GENERATOR (D3),
 PROJECTOR_IN_LOGITS (D4). The defaults are the paper's; configs/trainers/GOPro/vit_b16_official.yaml
-selects the official structure.
+selects the official structure. Where both are silent: SHIFT_INIT (how the generators start, PromptGenerator)
+and PROJECTOR_NORM (P_v's normalization, ImageProjector).
 """
 import math
 
@@ -32,6 +33,8 @@ from promptlearn.modeling.losses import SEM_DISTANCES, prompt_consistency_loss, 
 from promptlearn.utils.distributed import batch_norm
 
 VIEWS = ("orig", "moco", "augmix")
+PROJECTOR_NORMS = ("batch", "running", "layer")
+SHIFT_INITS = ("zero", "zero_rho", "pytorch")
 STD_EPS = 2.3e-8  # added to the sum of squares before the square root, as the official code does
 
 
@@ -63,16 +66,43 @@ def style_content_statistics(tokens) -> tuple:
 
 
 class PromptGenerator(nn.Module):
-    """rho: per-layer style and content projectors, FRG pooling and the mixing over layers -> shift (B, D)."""
+    """rho: per-layer style and content projectors, FRG pooling and the mixing over layers -> shift (B, D).
 
-    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int, zero_init: bool = False):
+    ``init`` (SHIFT_INIT):
+    - "zero": the shift starts at 0 for every image and no tensor is gated. The projectors' weights start
+      at 0, rho as a uniform mix, and each layer's pooled feature is a constant that cancels in the mix: the
+      projectors' biases are +c or -c, of opposite signs in layers 2k and 2k+1 (0 in an odd last layer).
+      rho's weights then get a gradient (their inputs are not 0) and the projectors get rho's weight times
+      the shift's gradient. c and the mix weight are powers of two, so every partial sum is exact and the
+      shift is exactly 0.0 in floating point, not up to rounding: the views' prompts are then identical at
+      the start, and L_sem's L2 distance is 0 with a zero gradient instead of rounding noise with a
+      unit-norm one.
+    - "zero_rho": the shift starts at 0 because rho does. This gates the projectors: their gradient is rho's
+      weight times the shift's, 0 at the first step and small while rho stays near 0.
+    - "pytorch": PyTorch's default initialization (the official code's); the untrained shift is random.
+    """
+
+    BIAS = 2.0 ** -7  # c
+
+    def __init__(self, num_layers: int, vis_width: int, ctx_dim: int, init: str = "pytorch"):
         super().__init__()
         self.style = LayerwiseLinear(num_layers, vis_width, ctx_dim)
         self.content = LayerwiseLinear(num_layers, vis_width, ctx_dim)
-        self.rho = nn.Linear(num_layers, 1)
-        if zero_init:  # the shift starts at 0: the prompts start as the init phrase, i.e. as zero-shot CLIP's
+        # no bias: a shift along (1, ..., 1) is invisible to the text encoder (every block reads its input through
+        # a LayerNorm, and so do the final features), so the official code's rho bias never gets a gradient
+        self.rho = nn.Linear(num_layers, 1, bias=False)
+        if init == "zero_rho":
             nn.init.zeros_(self.rho.weight)
-            nn.init.zeros_(self.rho.bias)
+        elif init == "zero":
+            pairs = num_layers // 2
+            with torch.no_grad():
+                self.rho.weight.fill_(2.0 ** -math.ceil(math.log2(num_layers)))
+                for projector in (self.style, self.content):
+                    projector.weight.zero_()
+                    signs = torch.randint(0, 2, (pairs, ctx_dim)) * 2.0 - 1
+                    projector.bias.zero_()
+                    projector.bias[0:2 * pairs:2] = self.BIAS * signs
+                    projector.bias[1:2 * pairs:2] = -self.BIAS * signs
 
     def forward(self, tokens) -> torch.Tensor:
         style_in, content_in = style_content_statistics(tokens)
@@ -81,30 +111,49 @@ class PromptGenerator(nn.Module):
 
 
 class ImageProjector(nn.Module):
-    """P_v: Linear + BatchNorm over the embedding width, applied to f, the L2-normalized CLIP image feature
+    """P_v: Linear + normalization over the embedding width, applied to f, the L2-normalized CLIP image feature
     (as in the official code; the raw feature's norm differs between images and backbones).
 
-    ``residual=True`` (paper formulation, where P_v feeds the logits): output f + BN(Linear(f)) with the BN
+    ``residual=True`` (paper formulation, where P_v feeds the logits): output f + norm(Linear(f)) with the norm's
     scale starting at 0, so P_v is the identity at initialization and CLIP's zero-shot alignment is kept;
-    the Linear starts as the identity too. ``residual=False``: the official code's plain BN(Linear(f)).
+    the Linear starts as the identity too, and learns from the second step on (its gradient is scaled by the
+    norm's scale, which learns from the first). ``residual=False``: the official code's plain norm(Linear(f)).
+
+    ``norm`` (PROJECTOR_NORM): "batch", BatchNorm with the batch's statistics in training and the running
+    ones at evaluation (the paper's and the official code's); "running", BatchNorm with the running statistics
+    in training too (still estimated from the training batches), so that P_v is the same function of an image
+    in training and evaluation; "layer", LayerNorm over the embedding width (no batch statistics at all).
     """
 
-    def __init__(self, dim: int, residual: bool):
+    def __init__(self, dim: int, residual: bool, norm: str = "batch"):
         super().__init__()
         self.linear = nn.Linear(dim, dim)
-        self.bn = nn.BatchNorm1d(dim)
+        self.norm = nn.LayerNorm(dim) if norm == "layer" else nn.BatchNorm1d(dim)
+        self.norm_kind = norm
         self.residual = residual
         if residual:
             with torch.no_grad():
                 self.linear.weight.copy_(torch.eye(dim))
                 self.linear.bias.zero_()
-            nn.init.zeros_(self.bn.weight)
+            nn.init.zeros_(self.norm.weight)
+
+    def normalize(self, hidden: torch.Tensor, track_stats: bool) -> torch.Tensor:
+        """BatchNorm statistics are those of the global batch under torchrun (``batch_norm``)."""
+        norm = self.norm
+        if self.norm_kind == "layer" or not self.training:
+            return norm(hidden)
+        if self.norm_kind == "running":
+            if track_stats:
+                with torch.no_grad():
+                    batch_norm(norm, hidden)  # folds this batch into the running statistics
+            return F.batch_norm(hidden, norm.running_mean, norm.running_var, norm.weight, norm.bias, training=False,
+                                eps=norm.eps)
+        return batch_norm(norm, hidden, update_stats=track_stats)
 
     def forward(self, features: torch.Tensor, track_stats: bool = True) -> torch.Tensor:
-        """``track_stats=False``: in training, normalize with the batch's statistics without folding them
-        into the running ones (which evaluation uses)."""
+        """``track_stats=False``: in training, leave the running statistics (which evaluation uses) as they are."""
         features = F.normalize(features.float(), dim=-1)
-        out = batch_norm(self.bn, self.linear(features), update_stats=track_stats)  # global batch under torchrun
+        out = self.normalize(self.linear(features), track_stats)
         return features + out if self.residual else out
 
 
@@ -120,9 +169,10 @@ class GOProModel(PromptedCLIP):
         ctx_dim = self.text_encoder.width
         layers, width = self.image_encoder.num_layers, self.image_encoder.width
         names = ["shared"] if method_cfg.SHARED_GENERATOR else list(views)
-        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim, method_cfg.ZERO_INIT_SHIFT)
+        self.generators = nn.ModuleDict({name: PromptGenerator(layers, width, ctx_dim, method_cfg.SHIFT_INIT)
                                          for name in names})
-        self.simproj = ImageProjector(self.image_encoder.output_dim, residual=method_cfg.PROJECTOR_IN_LOGITS)
+        self.simproj = ImageProjector(self.image_encoder.output_dim, residual=method_cfg.PROJECTOR_IN_LOGITS,
+                                      norm=method_cfg.PROJECTOR_NORM)
         self.projector_in_logits = method_cfg.PROJECTOR_IN_LOGITS
 
     def generator(self, view: str) -> PromptGenerator:
@@ -177,9 +227,11 @@ class GOPro(CLIPTrainer):
         cfg.TRAINER.GOPRO.SEM_DISTANCE = "l2"  # paper: L2 norm; official code: "mse"
         cfg.TRAINER.GOPRO.SHARED_GENERATOR = False  # paper: one prompt generator per view; official: shared
         cfg.TRAINER.GOPRO.PROJECTOR_IN_LOGITS = True  # paper: P_v on the image branch of L_ce; official: only L_con
-        # rho starts at zero, so the image-conditioned shift does too and training starts from zero-shot CLIP's
-        # prompts (the paper is silent; the official code's default init shifts them at random: False)
-        cfg.TRAINER.GOPRO.ZERO_INIT_SHIFT = True
+        # the image-conditioned shift starts at exactly zero with no generator tensor gated (PromptGenerator), so
+        # training starts from zero-shot CLIP's prompts (the paper is silent); "zero_rho" zeroes the mixing
+        # instead, which gates the projectors; "pytorch": the official code's default init shifts them at random
+        cfg.TRAINER.GOPRO.SHIFT_INIT = "zero"
+        cfg.TRAINER.GOPRO.PROJECTOR_NORM = "batch"  # P_v's normalization: batch | running | layer (ImageProjector)
         cfg.TRAINER.GOPRO.CON_TEMPERATURE = 0.1
         cfg.TRAINER.GOPRO.AUGMIX_SEVERITY = 1
 
@@ -188,40 +240,50 @@ class GOPro(CLIPTrainer):
         if cfg.TRAINER.GOPRO.SEM_DISTANCE not in SEM_DISTANCES:
             raise UserError(f"TRAINER.GOPRO.SEM_DISTANCE must be one of {SEM_DISTANCES}, "
                             f'got "{cfg.TRAINER.GOPRO.SEM_DISTANCE}"')
+        for key, values in (("PROJECTOR_NORM", PROJECTOR_NORMS), ("SHIFT_INIT", SHIFT_INITS)):
+            if cfg.TRAINER.GOPRO[key] not in values:
+                raise UserError(f'TRAINER.GOPRO.{key} must be one of {values}, got "{cfg.TRAINER.GOPRO[key]}"')
         if cfg.TRAINER.GOPRO.CON_TEMPERATURE <= 0:
             raise UserError("TRAINER.GOPRO.CON_TEMPERATURE must be positive")
         if cfg.DATALOADER.TRAIN_X.BATCH_SIZE < 2:
             raise UserError("GOPro's image projector uses BatchNorm over the batch: DATALOADER.TRAIN_X.BATCH_SIZE "
                             "must be at least 2 (the paper uses 4)")
 
+    @property
     def needed_views(self) -> dict:
-        """Which augmented views training computes: {view: "tokens" (prompts needed) | "features" (L_con only)}."""
+        """The augmented views training computes, in the loader's order: {view: (batch key, "tokens" when their
+        prompts are needed | "features" when only L_con uses the view)}. Derived from the config alone, so the
+        loader's transforms and the loss read the same keys."""
         g = self.cfg.TRAINER.GOPRO
-        views = {}
+        needs = []
         if g.LOSS_SEM_MOCO:
-            views["moco"] = "tokens"
+            needs.append(("moco", "tokens"))
         elif g.LOSS_CON:
-            views["moco"] = "features"
+            needs.append(("moco", "features"))
         if g.LOSS_SEM_AUGMIX:
-            views["augmix"] = "tokens"
-        return views
+            needs.append(("augmix", "tokens"))
+        # the loader names a list of transforms' outputs img, img2, img3, ...
+        return {view: (f"img{i + 2}", need) for i, (view, need) in enumerate(needs)}
+
+    @property
+    def view_keys(self) -> dict:
+        """{augmented view: its key in a training batch}."""
+        return {view: key for view, (key, _) in self.needed_views.items()}
 
     def custom_train_transform(self):
         """The original view (the config's training transform) as ``img``, then each needed augmented view."""
         cfg = self.cfg
-        self.view_keys = {}
-        transforms = [build_transform(cfg, is_train=True)]
         size, mean, std = cfg.INPUT.SIZE, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD
-        for view in self.needed_views():
+        transforms = [build_transform(cfg, is_train=True)]
+        for view in self.needed_views:
             if view == "moco":
                 transforms.append(build_mocov3_view(size, mean, std))
             else:
                 transforms.append(build_augmix_view(size, mean, std, cfg.TRAINER.GOPRO.AUGMIX_SEVERITY))
-            self.view_keys[view] = f"img{len(transforms)}"
         return transforms if len(transforms) > 1 else None
 
     def build_custom_clip(self, clip_model, classnames):
-        views = ["orig", *[v for v, need in self.needed_views().items() if need == "tokens"]]
+        views = ["orig", *[view for view, (_, need) in self.needed_views.items() if need == "tokens"]]
         return GOProModel(clip_model, classnames, self.method_cfg, views, self.cfg.MODEL.TEXT_BATCH_SIZE)
 
     def compute_loss(self, batch, image, label):
@@ -230,8 +292,8 @@ class GOPro(CLIPTrainer):
         features, tokens = model.encode_images(image, with_tokens=True)
         view_tokens = {"orig": tokens}
         view_features = {}
-        for view, need in self.needed_views().items():
-            images = batch[self.view_keys[view]].to(self.device)
+        for view, (key, need) in self.needed_views.items():
+            images = batch[key].to(self.device)
             if need == "tokens":
                 view_features[view], view_tokens[view] = model.encode_images(images, with_tokens=True)
             else:
