@@ -27,10 +27,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..config import check_values
 from ..data import DataManager
 from ..errors import UserError
 from ..evaluation import build_evaluator
 from ..utils.distributed import (
+    broadcast_from_main,
     get_rank,
     get_world_size,
     is_distributed,
@@ -206,6 +208,7 @@ class SimpleTrainer(TrainerBase):
 
     def __init__(self, cfg):
         super().__init__()
+        check_values(cfg)
         self.check_cfg(cfg)
         self.cfg, self.output_dir = cfg, cfg.OUTPUT_DIR
         on_gpu = torch.cuda.is_available() and cfg.USE_CUDA
@@ -263,6 +266,7 @@ class SimpleTrainer(TrainerBase):
 
     def before_train(self) -> None:
         self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.output_dir)
+        self.last_checkpoint_time = time.time()
         # the last finished epoch: what after_train reports when a resumed run has no epoch left to train
         self.epoch = max(self.start_epoch - 1, 0)
         if is_main_process():
@@ -284,8 +288,10 @@ class SimpleTrainer(TrainerBase):
 
     def after_epoch(self) -> None:
         """The checkpoint policy. With TEST.FINAL_MODEL best_val the epoch is evaluated on the validation split
-        and a new best is kept in model-best.pth.tar; the epoch is saved as model.pth.tar-N (the resume point)
-        every TRAIN.CHECKPOINT_FREQ epochs and after the last one."""
+        and a new best is kept in model-best.pth.tar. The epoch is saved as model.pth.tar-N (the resume point)
+        and kept every TRAIN.CHECKPOINT_FREQ epochs and after the last one; between those, it is saved as an
+        interim resume point when TRAIN.CHECKPOINT_MINUTES have passed since the last checkpoint, and the next
+        checkpoint replaces it (so that a kill loses at most that much training, or one epoch if longer)."""
         finished = self.epoch + 1
         if self.selects_best_val:
             if self.val_loader is None:
@@ -296,7 +302,28 @@ class SimpleTrainer(TrainerBase):
                 self.save_model(self.epoch, self.output_dir, val_result=result, model_name="model-best.pth.tar")
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
         if finished == self.max_epoch or (freq > 0 and finished % freq == 0):
-            self.save_model(self.epoch, self.output_dir)
+            self.save_resume_point(interim=False)
+        elif self.interim_checkpoint_due():
+            self.save_resume_point(interim=True)
+
+    def interim_checkpoint_due(self) -> bool:
+        """TRAIN.CHECKPOINT_MINUTES or more since the last checkpoint (rank 0's clock decides for every rank)."""
+        minutes = self.cfg.TRAIN.CHECKPOINT_MINUTES
+        due = minutes >= 0 and time.time() - self.last_checkpoint_time >= minutes * 60
+        return bool(broadcast_from_main(due))
+
+    def save_resume_point(self, interim: bool) -> None:
+        """Save this epoch as the resume point; remove the interim one it replaces."""
+        self.save_model(self.epoch, self.output_dir, interim=interim)
+        replaced, self.interim_epoch = self.interim_epoch, (self.epoch + 1 if interim else None)
+        self.last_checkpoint_time = time.time()
+        if replaced is None or replaced == self.epoch + 1 or not is_main_process():
+            return
+        for name in self.get_model_names():
+            path = self.checkpoint_path(self.output_dir, name, replaced)
+            if os.path.isfile(path):
+                os.remove(path)
+                logger.info(f"Removed {path}: an interim resume point, replaced by epoch {self.epoch + 1}'s")
 
     def after_train(self) -> None:
         logger.info("Finish training")  # the line after which CoOp's parse_test_res.py reads the final result
@@ -415,7 +442,8 @@ class TrainerX(SimpleTrainer):
                 raise UserError(
                     f"the loss became infinite or NaN at epoch {self.epoch + 1}, batch {self.batch_idx + 1}; "
                     f"training stopped. Checkpoints already in {self.output_dir} are kept. Try a lower OPTIM.LR "
-                    "or PREC fp32/amp.") from None
+                    "or PREC fp32/amp, in another --output-dir or here with --start-over (a rerun in this folder "
+                    "with other settings is refused)") from None
             progress.update(summary, waited=loaded - started, took=time.time() - started)
             started = time.time()
 

@@ -55,20 +55,37 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_mo
             f.write(os.path.basename(fpath) + "\n")
         if is_best:
             best = os.path.join(save_dir, BEST_FILE)
-            shutil.copyfile(fpath, best + ".tmp")
-            os.replace(best + ".tmp", best)
+            with open(fpath, "rb") as source, atomic_write(best, "wb") as f:
+                shutil.copyfileobj(source, f)
             logger.info(f"Saved {best} (a copy of {os.path.basename(fpath)})")
     return fpath
 
 
-def resume_point(model_dir: str):
-    """The checkpoint named by ``model_dir/checkpoint``, or None when there is none."""
+def read_resume_pointer(model_dir: str):
+    """The name written in ``model_dir/checkpoint`` ("" for an empty file), or None when there is no such file."""
     pointer = os.path.join(model_dir, RESUME_POINTER)
     if not os.path.isfile(pointer):
         return None
-    with open(pointer) as f:
-        name = f.readline().strip()
+    with open(pointer, errors="replace") as f:
+        return f.readline().strip()
+
+
+def resume_point(model_dir: str):
+    """The checkpoint named by ``model_dir/checkpoint``, or None when there is none."""
+    name = read_resume_pointer(model_dir)
     return os.path.join(model_dir, name) if name else None
+
+
+def epoch_files(model_dir: str) -> list:
+    """The ``model.pth.tar-<epoch>`` files in ``model_dir``, oldest epoch first."""
+    if not os.path.isdir(model_dir):
+        return []
+    found = []
+    for name in os.listdir(model_dir):
+        prefix, _, number = name.rpartition("-")
+        if prefix == "model.pth.tar" and number.isdigit():
+            found.append((int(number), name))
+    return [name for _, name in sorted(found)]
 
 
 def load_checkpoint(fpath: str, trusted: bool = False) -> dict:
