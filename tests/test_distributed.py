@@ -148,7 +148,7 @@ def test_coop_torchrun_matches_single_process(data_root, torchruns, tmp_path, cl
     output = torchrun_output(torchruns, "coop")
 
     assert "Traceback" not in output
-    assert sorted(os.listdir(dist_out)) == ["log.txt", "prompt_learner", "results.json", "tensorboard"]
+    assert sorted(os.listdir(dist_out)) == ["log.txt", "prompt_learner", "results.json", "run.json", "tensorboard"]
     assert sorted(os.listdir(os.path.join(dist_out, "prompt_learner"))) == ["checkpoint", "model.pth.tar-1"]
     assert len(os.listdir(os.path.join(dist_out, "tensorboard"))) == 1
     with open(os.path.join(dist_out, "log.txt")) as f:
