@@ -312,8 +312,8 @@ def test_coop_base2new_on_the_demo_dataset(demo_root, tmp_path, capsys):
     for name in ("base2new_train.sh", "base2new_test.sh"):
         proc = script(f"coop/{name}", "demo_shapes", 1, env=env)
         assert proc.returncode == 0 and "Skip: results exist at" in proc.stdout
-    assert sorted(os.listdir(train_dir)) == ["log.txt", "prompt_learner", "results.json", "tensorboard"]
-    assert sorted(os.listdir(test_dir)) == ["log.txt", "results.json"]
+    assert sorted(os.listdir(train_dir)) == ["log.txt", "prompt_learner", "results.json", "run.json", "tensorboard"]
+    assert sorted(os.listdir(test_dir)) == ["log.txt", "results.json", "run.json"]
     proc = script("coop/base2new_test.sh", "demo_shapes", 1, env={**env, "FORCE": "1", "DRY_RUN": "1"})
     assert "Skip" not in proc.stdout and "FORCE=1: running the job" in proc.stdout and "--eval-only" in proc.stdout
 
