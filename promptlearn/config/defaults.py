@@ -125,8 +125,8 @@ _C.TRAIN = CN()
 # Keep a checkpoint of every CHECKPOINT_FREQ-th epoch (<= 0: only of the last epoch)
 _C.TRAIN.CHECKPOINT_FREQ = 0
 # Between those, a resume point at the end of the first epoch that ends CHECKPOINT_MINUTES or more after the
-# last checkpoint (0: after every epoch; negative: never), replacing the previous one of its kind: a killed run
-# loses at most an epoch or CHECKPOINT_MINUTES of training, whichever is longer
+# last checkpoint (0: after every epoch; negative: never), removed when the next checkpoint is written: a killed
+# run loses at most an epoch or CHECKPOINT_MINUTES of training, whichever is longer
 _C.TRAIN.CHECKPOINT_MINUTES = 5.0
 # Log a progress line every PRINT_FREQ batches (and after the last batch of each epoch)
 _C.TRAIN.PRINT_FREQ = 10
@@ -188,8 +188,7 @@ DASSL_ONLY_KEYS = {
 # them (every other key, with the trainer's own TRAINER.<NODE>, is part of the run's definition; see
 # promptlearn/engine/run_folder.py). The Dassl-only keys above have no effect, so they define nothing either.
 NOT_DEFINING_KEYS = ("OUTPUT_DIR", "RESUME", "DATASET.ROOT", "MODEL.BACKBONE.PATH", "USE_CUDA", "VERBOSE",
-                     "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_FREQ", "TRAIN.CHECKPOINT_MINUTES",
-                     *DASSL_ONLY_KEYS)
+                     "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_MINUTES", *DASSL_ONLY_KEYS)
 
 
 def _add_key(node: CN, key: str, value) -> None:

@@ -18,15 +18,7 @@ import torch
 
 from ..errors import UserError
 from ..utils.distributed import barrier, is_main_process
-from ..utils.torchtools import (
-    BEST_FILE,
-    RESUME_POINTER,
-    epoch_file,
-    epoch_files,
-    load_checkpoint,
-    read_resume_pointer,
-    save_checkpoint,
-)
+from ..utils.torchtools import BEST_FILE, epoch_file, load_checkpoint, resume_file, save_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +62,6 @@ class CheckpointMixin:
 
     #: the best validation result so far (TEST.FINAL_MODEL best_val); saved in every checkpoint
     best_result = -math.inf
-    #: the epoch of the newest interim resume point, which the next checkpoint replaces (None: there is none)
-    interim_epoch = None
 
     def model_state_dict(self, name: str) -> dict:
         """What is saved for model ``name`` (all of its parameters and persistent buffers)."""
@@ -86,15 +76,15 @@ class CheckpointMixin:
                 "num_classes": getattr(self, "num_classes", None), "dataset": cfg.DATASET.NAME}
 
     def save_model(self, epoch: int, directory: str, is_best: bool = False, val_result=None,
-                   model_name: str = "", interim: bool = False) -> None:
+                   model_name: str = "") -> None:
         """Save the state after ``epoch`` (0-based) of every registered model (on rank 0; the others wait).
 
         ``is_best``: also copy it to model-best.pth.tar. ``model_name``: write that file only, leaving the resume
-        point as it is. ``interim``: a resume point that the next checkpoint replaces (see after_epoch).
+        point as it is.
         """
         if is_main_process():
             common = {"epoch": epoch + 1, "val_result": val_result, "best_result": self.best_result,
-                      "rng_state": get_rng_state(), "saved_by": self.checkpoint_origin(), "interim": interim}
+                      "rng_state": get_rng_state(), "saved_by": self.checkpoint_origin()}
             for name in self.get_model_names():
                 optim, sched = self._optims[name], self._scheds[name]
                 state = {"state_dict": self.model_state_dict(name),
@@ -115,30 +105,10 @@ class CheckpointMixin:
         raise UserError(f"{path} was saved by {describe_origin(saved)}, and this run builds "
                         f"{describe_origin(mine)}: {advice}")
 
-    def resume_file(self, model_dir: str):
-        """The checkpoint ``model_dir/checkpoint`` names, None when the folder has no checkpoint at all, and a
-        UserError when the pointer is missing, empty or names a file that is not there."""
-        pointer, saved = os.path.join(model_dir, RESUME_POINTER), epoch_files(model_dir)
-        name = read_resume_pointer(model_dir)
-        newest = f"the newest here is {saved[-1]}" if saved else "there is none here"
-        fix = "write the name of the checkpoint to resume from into it, or add --start-over to train anew"
-        if name is None:
-            if not saved:
-                return None
-            raise UserError(f"{model_dir} has checkpoints ({', '.join(saved)}) but no '{RESUME_POINTER}' file naming "
-                            f"the one to resume from: write its name ({saved[-1]} is the newest) into {pointer}, or "
-                            "add --start-over to train anew")
-        if not name:
-            raise UserError(f"{pointer} is empty, so the checkpoint to resume from is unknown ({newest}): {fix}")
-        path = os.path.join(model_dir, name)
-        if not os.path.isfile(path):
-            raise UserError(f"{pointer} names {name}, which is not in {model_dir} ({newest}): {fix}")
-        return path
-
     def resume_model_if_exist(self, directory: str) -> int:
         """Continue from the newest ``model.pth.tar-N`` of every registered model in ``directory``; the number of
         epochs already trained (0 when there is nothing to resume)."""
-        points = {name: self.resume_file(os.path.join(directory, name)) for name in self.get_model_names()}
+        points = {name: resume_file(os.path.join(directory, name)) for name in self.get_model_names()}
         if not points or all(path is None for path in points.values()):
             logger.info("No checkpoint to resume from: training starts at epoch 1")
             return 0
@@ -170,8 +140,6 @@ class CheckpointMixin:
             if checkpoint.get("best_result") is not None:
                 self.best_result = checkpoint["best_result"]
             trained = checkpoint["epoch"]
-            if checkpoint.get("interim"):
-                self.interim_epoch = trained  # replaced, like any interim resume point, by the next checkpoint
         logger.info(f"{trained} epoch(s) already trained")
         return trained
 

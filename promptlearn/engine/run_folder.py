@@ -31,6 +31,7 @@ from ..run_record import EVALUATION, RUN_FILE, TRAINING, evaluated_weights, job_
 from ..utils.distributed import broadcast_from_main, get_world_size, is_main_process
 from ..utils.locking import LOCK_NAME, FolderLock, describe_holder
 from ..utils.tools import atomic_write, git_commit, remove_temporary_files
+from ..utils.torchtools import RESUME_POINTER, resume_file
 from .build import TRAINER_REGISTRY, extend_cfg_for_trainers
 
 #: where --start-over moves the files of the run a folder held
@@ -106,6 +107,10 @@ def _describe(key: str, old, new) -> str:
     return f"{key}: {shown_old} in the folder, {json.dumps(new)} now"
 
 
+def _a_run(kind) -> str:
+    return {TRAINING: "a training run", EVALUATION: "an evaluation"}.get(kind, "a run of an unknown kind")
+
+
 def _ways_out(folder: str) -> str:
     return (f"To keep it, give this run another --output-dir (the scripts: set TAG); to start over in this folder, "
             f"add --start-over (the scripts: RESTART=1), which moves its files to {os.path.join(folder, REPLACED_DIR)}"
@@ -138,18 +143,21 @@ class RunFolder:
             raise UserError(f"cannot write in the output folder {self.path} ({err.strerror}): give another "
                             "--output-dir, or fix its permissions") from None
 
-    def holds_run(self) -> bool:
-        """Whether the folder has results or checkpoints (what a start with another definition must not touch)."""
-        if os.path.isfile(os.path.join(self.path, "results.json")):
-            return True
-        for sub in os.listdir(self.path) if os.path.isdir(self.path) else []:
+    def model_folders(self) -> list:
+        """The sub-folders holding checkpoints (one per registered model)."""
+        found = []
+        for sub in sorted(os.listdir(self.path)) if os.path.isdir(self.path) else []:
             folder = os.path.join(self.path, sub)
             if sub in _NOT_MODEL_DIRS or not os.path.isdir(folder):
                 continue
             names = os.listdir(folder)
-            if any(name == "checkpoint" or (name.startswith("model") and ".pth" in name) for name in names):
-                return True
-        return False
+            if any(name == RESUME_POINTER or (name.startswith("model") and ".pth" in name) for name in names):
+                found.append(folder)
+        return found
+
+    def holds_run(self) -> bool:
+        """Whether the folder has results or checkpoints (what a start with another definition must not touch)."""
+        return os.path.isfile(os.path.join(self.path, "results.json")) or bool(self.model_folders())
 
     def check(self, definition: dict, what: str = "this folder") -> None:
         """Refuse (UserError) a start of ``definition`` into a folder that holds another run."""
@@ -162,16 +170,17 @@ class RunFolder:
                             f"against this run. {_ways_out(self.path)}")
         recorded = record["definition"]
         if recorded.get("kind") != definition["kind"]:
-            raise UserError(f"{self.path} holds a {recorded.get('kind', 'unknown')} run and this is "
-                            f"{'an' if definition['kind'] == EVALUATION else 'a'} {definition['kind']}: an "
-                            "evaluation writes its results.json into a folder of its own. "
-                            f"{_ways_out(self.path)}")
+            raise UserError(f"{self.path} holds {_a_run(recorded.get('kind'))} and this is "
+                            f"{_a_run(definition['kind'])}: an evaluation writes its results.json into a folder of "
+                            f"its own. {_ways_out(self.path)}")
         found = differences(recorded, definition)
         if found:
             shown = "; ".join(_describe(*item) for item in found[:_SHOWN_DIFFERENCES])
             more = f"; and {len(found) - _SHOWN_DIFFERENCES} more" if len(found) > _SHOWN_DIFFERENCES else ""
-            raise UserError(f"{self.path} holds a {recorded['kind']} run with other settings ({shown}{more}). "
+            raise UserError(f"{self.path} holds {_a_run(recorded['kind'])} with other settings ({shown}{more}). "
                             f"{_ways_out(self.path)}")
+        for folder in self.model_folders():  # the same run: it must be resumable from where it stopped
+            resume_file(folder)
 
     def start_over(self) -> Optional[str]:
         """Move every file of the folder (but the lock and earlier replaced runs) to ``replaced/<time>/``;

@@ -44,6 +44,7 @@ from ..utils.distributed import (
 )
 from ..utils.meters import AverageMeter, MetricMeter
 from ..utils.tools import atomic_write, mkdir_if_missing, read_json, set_random_seed, unimplemented
+from ..utils.torchtools import epoch_files
 from .checkpointing import CheckpointMixin
 
 logger = logging.getLogger(__name__)
@@ -266,6 +267,8 @@ class SimpleTrainer(TrainerBase):
 
     def before_train(self) -> None:
         self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.output_dir)
+        if self.start_epoch:
+            self.remove_interim_checkpoints(self.start_epoch)
         self.last_checkpoint_time = time.time()
         # the last finished epoch: what after_train reports when a resumed run has no epoch left to train
         self.epoch = max(self.start_epoch - 1, 0)
@@ -289,10 +292,9 @@ class SimpleTrainer(TrainerBase):
     def after_epoch(self) -> None:
         """The checkpoint policy. With TEST.FINAL_MODEL best_val the epoch is evaluated on the validation split
         and a new best is kept in model-best.pth.tar. The epoch is saved as model.pth.tar-N (the resume point)
-        and kept every TRAIN.CHECKPOINT_FREQ epochs and after the last one; between those, it is saved as an
-        interim resume point when TRAIN.CHECKPOINT_MINUTES have passed since the last checkpoint, and the next
-        checkpoint replaces it (so that a kill loses at most that much training, or one epoch if longer)."""
-        finished = self.epoch + 1
+        and kept every TRAIN.CHECKPOINT_FREQ epochs and after the last one; between those, it is saved when
+        TRAIN.CHECKPOINT_MINUTES have passed since the last checkpoint, as an interim resume point that the next
+        checkpoint replaces (so that a kill loses at most that much training, or one epoch if longer)."""
         if self.selects_best_val:
             if self.val_loader is None:
                 raise UserError("TEST.FINAL_MODEL best_val needs a validation split, and this dataset has none")
@@ -300,11 +302,15 @@ class SimpleTrainer(TrainerBase):
             if result > self.best_result:
                 self.best_result = result
                 self.save_model(self.epoch, self.output_dir, val_result=result, model_name="model-best.pth.tar")
+        if self.kept_epoch(self.epoch + 1) or self.interim_checkpoint_due():
+            self.save_model(self.epoch, self.output_dir)
+            self.last_checkpoint_time = time.time()
+            self.remove_interim_checkpoints(self.epoch + 1)
+
+    def kept_epoch(self, epoch: int) -> bool:
+        """Whether the checkpoint of ``epoch`` (1-based) stays in the folder: every CHECKPOINT_FREQ-th, and the last."""
         freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        if finished == self.max_epoch or (freq > 0 and finished % freq == 0):
-            self.save_resume_point(interim=False)
-        elif self.interim_checkpoint_due():
-            self.save_resume_point(interim=True)
+        return epoch == self.max_epoch or (freq > 0 and epoch % freq == 0)
 
     def interim_checkpoint_due(self) -> bool:
         """TRAIN.CHECKPOINT_MINUTES or more since the last checkpoint (rank 0's clock decides for every rank)."""
@@ -312,18 +318,19 @@ class SimpleTrainer(TrainerBase):
         due = minutes >= 0 and time.time() - self.last_checkpoint_time >= minutes * 60
         return bool(broadcast_from_main(due))
 
-    def save_resume_point(self, interim: bool) -> None:
-        """Save this epoch as the resume point; remove the interim one it replaces."""
-        self.save_model(self.epoch, self.output_dir, interim=interim)
-        replaced, self.interim_epoch = self.interim_epoch, (self.epoch + 1 if interim else None)
-        self.last_checkpoint_time = time.time()
-        if replaced is None or replaced == self.epoch + 1 or not is_main_process():
+    def remove_interim_checkpoints(self, resume_epoch: int) -> None:
+        """Remove the checkpoints of the epochs that are not kept, but the resume point ``resume_epoch``: the
+        interim ones it replaces, and those a run killed while saving left behind."""
+        if not is_main_process():
             return
         for name in self.get_model_names():
-            path = self.checkpoint_path(self.output_dir, name, replaced)
-            if os.path.isfile(path):
-                os.remove(path)
-                logger.info(f"Removed {path}: an interim resume point, replaced by epoch {self.epoch + 1}'s")
+            folder = os.path.join(self.output_dir, name)
+            for file in epoch_files(folder):
+                epoch = int(file.rsplit("-", 1)[1])
+                if epoch != resume_epoch and not self.kept_epoch(epoch):
+                    os.remove(os.path.join(folder, file))
+                    logger.info(f"Removed {os.path.join(folder, file)}: an interim resume point, replaced by epoch "
+                                f"{resume_epoch}'s")
 
     def after_train(self) -> None:
         logger.info("Finish training")  # the line after which CoOp's parse_test_res.py reads the final result
