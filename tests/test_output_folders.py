@@ -152,6 +152,38 @@ def test_after_a_nan_stop_a_lower_lr_starts_over(cli, demo_root, tmp_path, monke
     assert read_results(out)["test"]["epoch"] == 2
 
 
+def test_another_code_version_and_another_resume_source_are_refused(cli, demo_root, trained, tmp_path):
+    folder = copy_run(trained, "coop", tmp_path)
+    record = json.loads(read(os.path.join(folder, "run.json")))
+    record["definition"]["code_version"] = "0.9.0"
+    with open(os.path.join(folder, "run.json"), "w") as f:
+        json.dump(record, f)
+    before = folder_digest(folder)
+    line = one_error_line(*cli(trained_args("coop", demo_root, folder)))
+    assert 'code_version: "0.9.0" in the folder, "1.0.0" now' in line
+    assert folder_digest(folder) == before
+
+    out = str(tmp_path / "elsewhere")  # --resume DIR: the checkpoints of another run
+    line = one_error_line(*cli(trained_args("coop", demo_root, out, "OPTIM.LR", "0.1",
+                                            flags=["--resume", trained["coop"]])))
+    assert f"--resume {trained['coop']} holds another run than this one (OPTIM.LR: 0.02 in the folder" in line
+
+
+def test_the_definition_of_a_run(demo_root):
+    """Every key that changes what a run computes, the trainer's own node only; not where or how it runs."""
+    from promptlearn.engine.run_folder import run_definition
+
+    argv = trained_args("coop", demo_root, "out")
+    definition = run_definition(train.setup_cfg(train.build_parser().parse_args(argv)), "training")
+    assert definition["TRAINER.COOP.N_CTX"] == 4 and definition["OPTIM.LR"] == 0.02
+    assert definition["DATASET.NUM_SHOTS"] == 2 and definition["TRAIN.CHECKPOINT_FREQ"] == 1
+    assert definition["INPUT.SIZE"] == [32, 32] and definition["world_size"] == 1
+    assert definition["kind"] == "training" and definition["code_version"] == "1.0.0"
+    for key in ("OUTPUT_DIR", "DATASET.ROOT", "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "USE_CUDA",
+                "TRAIN.CHECKPOINT_MINUTES", "DATASET.SOURCE_DOMAINS", "TRAINER.GOPRO.N_CTX"):
+        assert key not in definition, key
+
+
 def test_a_folder_without_a_record_of_its_run_is_refused(cli, demo_root, trained, tmp_path):
     folder = copy_run(trained, "coop", tmp_path)
     os.remove(os.path.join(folder, "run.json"))
@@ -189,7 +221,7 @@ def test_a_rerun_removes_temporary_files_of_interrupted_writes(cli, demo_root, t
     for path in leftovers:
         with open(path, "wb") as f:
             f.write(b"half a file")
-    code, out, err = cli(trained_args("coop", demo_root, folder))
+    code, out, err = cli(trained_args("coop", demo_root, folder, "TRAIN.PRINT_FREQ", "1"))  # not a setting of the run
     assert code == 0, err
     assert not any(os.path.exists(path) for path in leftovers)
     assert "Removed 2 temporary file(s) of writes that a stopped run left unfinished" in out
@@ -210,6 +242,12 @@ def test_eval_only_writes_into_a_folder_of_its_own(cli, demo_root, trained, tmp_
         line = one_error_line(*cli(eval_args(demo_root, folder, model_dir, 2)))
         assert f"{folder} holds a training run and this is an evaluation" in line and "--output-dir" in line
     assert folder_digest(folder) == before
+    evaluated = str(tmp_path / "eval")  # and a training does not go into an evaluation's folder
+    assert cli(eval_args(demo_root, evaluated, trained["coop"], 2))[0] == 0
+    before = folder_digest(evaluated)
+    line = one_error_line(*cli(trained_args("coop", demo_root, evaluated)))
+    assert f"{evaluated} holds an evaluation and this is a training run" in line
+    assert folder_digest(evaluated) == before
 
 
 def test_eval_only_needs_weights_unless_the_trainer_learns_nothing(cli, demo_root, tmp_path):
@@ -247,6 +285,16 @@ def test_a_checkpoint_of_another_trainer_backbone_or_class_count_is_refused(cli,
     line = one_error_line(*cli(argv))
     assert expected in line
     assert not os.path.exists(os.path.join(out, "results.json"))
+
+
+def test_a_checkpoint_with_parameters_the_model_has_no_place_for_is_refused(cli, demo_root, trained, tmp_path):
+    model_dir = copy_run(trained, "coop", tmp_path)
+    path = os.path.join(model_dir, "prompt_learner", "model.pth.tar-2")
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["state_dict"]["meta_net.linear1.weight"] = torch.zeros(2, 2)  # same trainer and backbone
+    torch.save(checkpoint, path)
+    line = one_error_line(*cli(eval_args(demo_root, tmp_path / "eval", model_dir, 2)))
+    assert "holds parameters that prompt_learner has no place for (meta_net.linear1.weight)" in line
 
 
 # -- one line for bad input -----------------------------------------------------------------------------------
@@ -426,3 +474,4 @@ def test_a_run_killed_near_its_end_resumes_from_its_last_checkpoint_exactly(demo
     assert read_results(str(killed_dir))["test"] == read_results(str(tmp_path / "straight"))["test"]
     record = json.loads(read(killed_dir / "run.json"))
     assert len(record["starts"]) == 2 and record["definition"]["OPTIM.MAX_EPOCH"] == epochs
+    assert {"time", "host", "commit", "argv"} <= set(record["starts"][1])
