@@ -172,7 +172,10 @@ def report_error(err: Exception) -> None:
     exists every rank has the same error, and rank 0 says it."""
     message = f"error: {err}"
     write_to_log_file(message)
-    first = claim_failure() if is_distributed() else os.environ.get("RANK", "0") == "0"
+    if is_distributed():
+        first = claim_failure()
+    else:  # a process torchrun started, failing before it joined the group, is rank RANK of WORLD_SIZE
+        first = os.environ.get("WORLD_SIZE", "1") in ("", "0", "1") or os.environ.get("RANK", "0") == "0"
     if first:
         print(message, file=sys.stderr)
 

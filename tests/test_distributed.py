@@ -8,7 +8,8 @@ Through torchrun (the command line users run):
   cross-rank BatchNorm and the SimCLR gather), with no warning.
 - a rank killed while training: the run ends within KILL_LIMIT_S seconds, the surviving rank says in one line
   that it lost contact, and torchrun names the killed rank.
-- a corrupt image that only rank 1 reads: rank 1 says so in one line, rank 0 stops quietly, the run fails.
+- a corrupt image that only rank 1 reads: rank 1 says so in one line, rank 0 stops quietly, the run fails; a
+  bad config value, which every rank sees: one line.
 
 In two forked ranks (cheaper than torchrun, same process group):
 - two steps of CoOp, CoCoOp, MaPLe and GOPro on the two halves of a batch of 8 (GOPro's MoCo and AugMix views
@@ -143,6 +144,8 @@ def torchruns(data_root, tmp_path_factory):
                                                                            "TEST.NO_TEST", "True"])),
         "bad_image": start_torchrun(coop_args(str(base / "bad_image_data"), out["bad_image"],
                                               opts=["DATASET.NUM_SHOTS", "-1"])),
+        # every rank sees it, before they form the process group
+        "bad_value": start_torchrun(coop_args(data_root, str(base / "bad_value"), opts=["OPTIM.LR", "-1.0"])),
     }
     yield {"out": out, "popen": started, "output": {}, "bad_image": bad_image}
     for popen in started.values():
@@ -248,6 +251,11 @@ def test_a_bad_input_seen_by_one_rank_is_reported_by_that_rank_alone(torchruns):
     assert "lost contact" not in output and "stopped by torchrun" not in output
     # the one traceback is torchrun's own (its launcher raises ChildFailedError to print its summary)
     assert output.count("Traceback") == 1 and 'train.py", line' not in output and "ChildFailedError" in output
+
+    popen = torchruns["popen"]["bad_value"]
+    output = finish_torchrun(popen, expect_success=False)
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert popen.returncode != 0 and errors == ["error: OPTIM.LR must be a number 0 or more, got -1.0"], output[-3000:]
 
 
 # ------------------------------------------------------------------------------------ forked two-rank checks
