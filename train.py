@@ -7,22 +7,30 @@
 
 Under ``torchrun --nproc_per_node N train.py ...`` each process trains on its share of every batch (several
 GPUs, or CPU processes).
+
+The output folder records the run it holds (``run.json``) and is locked while a run uses it: a rerun of the same
+run resumes it, one with other settings is refused unless ``--start-over`` is given (README, "Output folders").
+Bad input ends the run with one line on stderr and exit code 1 (``PROMPTLEARN_DEBUG=1`` shows the traceback).
 """
 import argparse
 import contextlib
 import logging
+import os
 import sys
 
 import torch
 
 import datasets  # noqa: F401  (registers the dataset readers)
 import trainers  # noqa: F401  (registers the trainers)
-from promptlearn.config import get_cfg_default, merge_from_file, merge_from_list, warn_dassl_only_keys
+from promptlearn.config import check_values, get_cfg_default, merge_from_file, merge_from_list, warn_dassl_only_keys
 from promptlearn.engine import build_trainer, extend_cfg_for_trainers
+from promptlearn.engine.run_folder import output_folder
 from promptlearn.errors import UserError
+from promptlearn.run_record import EVALUATION, TRAINING
 from promptlearn.utils import collect_env_info, set_random_seed, setup_logger
 from promptlearn.utils.distributed import (
     LostRankError,
+    claim_failure,
     get_rank,
     init_distributed_from_env,
     is_distributed,
@@ -32,6 +40,8 @@ from promptlearn.utils.distributed import (
 from promptlearn.utils.logger import write_to_log_file
 
 logger = logging.getLogger("promptlearn.train")
+#: set to 1 to see the traceback of an error instead of its one line
+DEBUG_VARIABLE = "PROMPTLEARN_DEBUG"
 # the application's loggers, whose records go to the console and the log file with the engine's
 APPLICATION_LOGGERS = ("datasets", "trainers")
 
@@ -62,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--model-dir", default="", help="with --eval-only: the output folder of a training run to load")
     add("--load-epoch", type=int, help="with --model-dir: load model.pth.tar-N (default: model-best.pth.tar)")
     add("--no-train", action="store_true", help="build everything, train nothing")
+    add("--start-over", action="store_true", help="start a new run in --output-dir even if it holds another one "
+                                                  "(its files are moved to <output-dir>/replaced/<time>/)")
     add("opts", nargs=argparse.REMAINDER, default=None, help="trailing KEY VALUE pairs that override the config")
     return parser
 
@@ -92,8 +104,16 @@ def setup_cfg(args):
         raise UserError("no trainer given: pass --trainer (ZeroshotCLIP, CoOp, CoCoOp, MaPLe, GOPro, ...)")
     if not cfg.DATASET.NAME:
         raise UserError("no dataset given: pass --dataset-config-file configs/datasets/<name>.yaml")
+    check_values(cfg)
     cfg.freeze()
     return cfg
+
+
+def run_kind(args):
+    """What the run writes into its folder: a training's or an evaluation's results (None: nothing)."""
+    if args.eval_only:
+        return EVALUATION
+    return None if args.no_train else TRAINING
 
 
 def seed_run(cfg) -> None:
@@ -115,35 +135,66 @@ def log_run_settings(args, cfg) -> None:
     logger.info(f"Environment:\n{collect_env_info()}\n")
 
 
-def main(args) -> None:
+def evaluate(trainer, args) -> None:
+    """--eval-only: the weights of --model-dir (none to load only for a trainer that learns nothing)."""
+    if not args.model_dir and trainer.get_model_names():
+        raise UserError(f"{trainer.cfg.TRAINER.NAME} learns {', '.join(trainer.get_model_names())}, so --eval-only "
+                        "needs the weights to evaluate: pass --model-dir <its training folder> [--load-epoch N]. "
+                        "Only a trainer that learns nothing (ZeroshotCLIP, ZeroshotCLIP2) is evaluated as built")
+    trainer.load_model(args.model_dir, epoch=args.load_epoch)
+    trainer.test()
+
+
+def main(args, argv=()) -> None:
     cfg = setup_cfg(args)
     init_distributed_from_env(cfg.USE_CUDA)
-    setup_logger(cfg.OUTPUT_DIR, rank=get_rank(), extra_loggers=APPLICATION_LOGGERS)
-    seed_run(cfg)
-    if torch.cuda.is_available() and cfg.USE_CUDA:
-        torch.backends.cudnn.benchmark = True
-    log_run_settings(args, cfg)
-    warn_dassl_only_keys(cfg)
+    with reporting_lost_ranks(), output_folder(cfg, run_kind(args), argv, args.start_over, args.model_dir,
+                                               args.load_epoch) as notes:
+        setup_logger(cfg.OUTPUT_DIR, rank=get_rank(), extra_loggers=APPLICATION_LOGGERS)
+        for note in notes:
+            logger.info(note)
+        seed_run(cfg)
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            torch.backends.cudnn.benchmark = True
+        log_run_settings(args, cfg)
+        warn_dassl_only_keys(cfg)
 
-    with reporting_lost_ranks():
         trainer = build_trainer(cfg)
         if args.eval_only:
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
-            trainer.test()
+            evaluate(trainer, args)
         elif not args.no_train:
             trainer.train()
 
 
+def report_error(err: Exception) -> None:
+    """The error's line in the log and, from one process only, on stderr: under torchrun the first rank that
+    fails says why, and the ranks that stop with it (or because of it) stay quiet; before the process group
+    exists every rank has the same error, and rank 0 says it."""
+    message = f"error: {err}"
+    write_to_log_file(message)
+    if is_distributed():
+        first = claim_failure()
+    else:  # a process torchrun started, failing before it joined the group, is rank RANK of WORLD_SIZE
+        first = os.environ.get("WORLD_SIZE", "1") in ("", "0", "1") or os.environ.get("RANK", "0") == "0"
+    if first:
+        print(message, file=sys.stderr)
+
+
 def cli(argv=None) -> int:
     """``python train.py``: exit code 0, or 1 with one line on stderr (and in the log) for a user's error."""
+    argv = sys.argv[1:] if argv is None else [str(word) for word in argv]
     args = build_parser().parse_args(argv)
     try:
-        main(args)
+        main(args, argv)
     except (UserError, LostRankError) as err:
-        message = f"error: {err}"
-        write_to_log_file(message)
-        print(message, file=sys.stderr)
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        report_error(err)
         return 1
+    except BaseException:
+        if is_distributed():
+            claim_failure()  # this rank's traceback says what happened: the others stay quiet
+        raise
     finally:
         if is_distributed():
             # the group is broken when a rank was lost; the process ends anyway

@@ -2,6 +2,16 @@
 # environment, the output folders of each protocol, and one job runner that skips finished jobs and
 # resumes interrupted ones. A method's own settings (trainer, configs) come from scripts/<method>/method.sh.
 #
+# A job's folder is named by the protocol, dataset, shots, trainer, config name + TAG and seed; train.py
+# records in it the run it holds (run.json) and refuses to reuse it for another one (README, "Output folders").
+# So, for each job:
+#   - its results exist and run.json records the same train.py arguments (config files and evaluated weights
+#     unchanged): skipped;
+#   - its folder holds an interrupted run of the same job: train.py resumes it exactly;
+#   - its folder holds a run of other settings (another OPTS, EPOCHS, edited config, retrained model):
+#     train.py stops with one line and the sweep stops. Set TAG to keep runs of other settings apart, or
+#     RESTART=1 to start the job over in its folder (its old files are moved to <folder>/replaced/<time>/).
+#
 # Environment (all optional; relative paths are taken from the repository root):
 #   DATA       dataset root                                   (default: data)
 #   OUTPUT     output root                                    (default: output)
@@ -12,8 +22,10 @@
 #   LOADEP     checkpoint epoch the evaluations load          (default: EPOCHS, else the config's MAX_EPOCH)
 #   OPTS       extra KEY VALUE config pairs, quoted as in a shell: OPTS='TRAINER.COOP.CTX_INIT "a photo"'
 #   TAG        suffix of the config name in output folders, to keep runs with other OPTS apart
-#   FORCE=1    run a job even when its results exist (a finished training run resumes at its last
-#              epoch and is tested again; delete its folder to train from scratch)
+#   FORCE=1    run a job even when its results exist (a finished training run of the same settings is
+#              tested again from its last checkpoint; an evaluation is done again)
+#   RESTART=1  start every job over in its folder, finished or not (train.py --start-over: the folder's
+#              files are moved to <folder>/replaced/<time>/, nothing is deleted)
 #   DRY_RUN=1  print the train.py commands instead of running them
 #   PYTHON     interpreter (default: .venv/bin/python when present, else python)
 #   NPROC      processes (GPUs) per job: above 1, train.py runs under torch.distributed.run (torchrun)
@@ -38,6 +50,7 @@ LOADEP="${LOADEP:-}"
 OPTS="${OPTS:-}"
 TAG="${TAG:-}"
 FORCE="${FORCE:-0}"
+RESTART="${RESTART:-0}"
 DRY_RUN="${DRY_RUN:-0}"
 NPROC="${NPROC:-1}"
 if [ -z "${PYTHON:-}" ]; then
@@ -129,12 +142,19 @@ load_epoch() {  # CONFIG_FILE: the checkpoint epoch an evaluation loads (the las
   if [ -n "$LOADEP" ]; then echo "$LOADEP"; else run_epochs "$1"; fi
 }
 
-needs_run() {  # OUT_DIR [EPOCH]: false (after saying so) when OUT_DIR already holds the job's results
-  if [ "$FORCE" != 1 ] && [ -f "$1/results.json" ] \
-      && "$PYTHON" -m promptlearn.tools.jobs has-results "$1" ${2:+"$2"}; then
-    echo "Skip: results exist at $1 (FORCE=1 runs the job again)"
+needs_run() {  # OUT_DIR EPOCH|"" TRAIN.PY-ARGUMENTS...: false (after saying so) when OUT_DIR holds this job's results
+  local out_dir="$1" epoch="$2"
+  shift 2
+  if [ "$FORCE" = 1 ] || [ "$RESTART" = 1 ] || [ ! -f "$out_dir/results.json" ] \
+      || ! "$PYTHON" -m promptlearn.tools.jobs has-results "$out_dir" ${epoch:+"$epoch"}; then
+    return 0
+  fi
+  if "$PYTHON" -m promptlearn.tools.jobs same-job "$out_dir" "$@"; then
+    echo "Skip: results exist at $out_dir (FORCE=1 runs the job again)"
     return 1
   fi
+  echo "Found results at $out_dir made with other arguments, config files or weights: running the job (train.py" \
+    "refuses it if the folder's run has other settings: TAG keeps runs apart, RESTART=1 starts the job over)"
   return 0
 }
 
@@ -147,14 +167,18 @@ require_model() {  # MODEL_DIR COMMAND: the trained model an evaluation needs
 launch() {  # OUT_DIR TRAIN.PY-ARGUMENTS...: run (or, with DRY_RUN=1, print) one train.py job
   local out_dir="$1" line
   shift
-  local cmd=("$PYTHON" train.py "$@")
+  local args=("$@")
+  [ "$RESTART" != 1 ] || args=(--start-over "${args[@]}")
+  local cmd=("$PYTHON" train.py "${args[@]}")
   if [ "$NPROC" -gt 1 ]; then
-    cmd=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" train.py "$@")
+    cmd=("$PYTHON" -m torch.distributed.run --nproc_per_node "$NPROC" train.py "${args[@]}")
   fi
   printf -v line '%q ' "${cmd[@]}"
-  if [ "$FORCE" = 1 ] && [ -f "$out_dir/results.json" ]; then
+  if [ "$RESTART" = 1 ] && [ -d "$out_dir" ]; then
+    echo "RESTART=1: starting the job in $out_dir over (its files are moved to $out_dir/replaced/<time>/)"
+  elif [ "$FORCE" = 1 ] && [ -f "$out_dir/results.json" ]; then
     echo "FORCE=1: running the job in $out_dir again (training resumes from its last checkpoint)"
-  elif [ -d "$out_dir" ]; then
+  elif [ -d "$out_dir" ] && [ ! -f "$out_dir/results.json" ]; then
     echo "Found $out_dir without a finished result: running again (training resumes from its last checkpoint)"
   fi
   if [ "$DRY_RUN" = 1 ]; then
@@ -182,31 +206,33 @@ b2n_tail() {  # DATASET CFG SEED
 
 base2new_train() {  # DATASET SEED: train on the base classes (SHOTS shots)
   [ $# -eq 2 ] || usage "DATASET SEED"
-  local dataset="$1" seed="$2" cfg cfg_file data_file epoch out
+  local dataset="$1" seed="$2" cfg cfg_file data_file epoch out args
   check_count SEED "$seed"
   prepare_job b2n "$dataset"
   epoch="$(run_epochs "$cfg_file")"
   out="$OUTPUT/base2new/train_base/$(b2n_tail "$dataset" "$cfg" "$seed")"
-  needs_run "$out" "$epoch" || return 0
-  launch "$out" --root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file" \
-    --config-file "$cfg_file" --output-dir "$out" "${EXTRA_OPTS[@]}" \
-    DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES base
+  args=(--root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file"
+    --config-file "$cfg_file" --output-dir "$out" "${EXTRA_OPTS[@]}"
+    DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES base)
+  needs_run "$out" "$epoch" "${args[@]}" || return 0
+  launch "$out" "${args[@]}"
 }
 
 base2new_test() {  # DATASET SEED: evaluate the base-trained model of the last epoch on the new classes
   [ $# -eq 2 ] || usage "DATASET SEED"
-  local dataset="$1" seed="$2" cfg cfg_file data_file epoch tail model_dir out
+  local dataset="$1" seed="$2" cfg cfg_file data_file epoch tail model_dir out args
   check_count SEED "$seed"
   prepare_job b2n "$dataset"
   epoch="$(load_epoch "$cfg_file")"
   tail="$(b2n_tail "$dataset" "$cfg" "$seed")"
   model_dir="$OUTPUT/base2new/train_base/$tail"
   out="$OUTPUT/base2new/test_new/$tail"
-  needs_run "$out" "$epoch" || return 0
+  args=(--root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file"
+    --config-file "$cfg_file" --output-dir "$out" --model-dir "$model_dir" --load-epoch "$epoch" --eval-only
+    "${EXTRA_OPTS[@]}" DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES new)
+  needs_run "$out" "$epoch" "${args[@]}" || return 0
   require_model "$model_dir" "bash scripts/$METHOD/base2new_train.sh $dataset $seed"
-  launch "$out" --root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file" \
-    --config-file "$cfg_file" --output-dir "$out" --model-dir "$model_dir" --load-epoch "$epoch" --eval-only \
-    "${EXTRA_OPTS[@]}" DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES new
+  launch "$out" "${args[@]}"
 }
 
 xd_model_dir() {  # CFG SEED: where the ImageNet-trained model of the cross-dataset and DG protocols lives
@@ -215,45 +241,48 @@ xd_model_dir() {  # CFG SEED: where the ImageNet-trained model of the cross-data
 
 xd_train() {  # SEED: train on ImageNet, all 1,000 classes (SHOTS shots)
   [ $# -eq 1 ] || usage "SEED"
-  local seed="$1" cfg cfg_file data_file epoch out
+  local seed="$1" cfg cfg_file data_file epoch out args
   check_count SEED "$seed"
   prepare_job xd imagenet
   epoch="$(run_epochs "$cfg_file")"
   out="$(xd_model_dir "$cfg" "$seed")"
-  needs_run "$out" "$epoch" || return 0
-  launch "$out" --root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file" \
-    --config-file "$cfg_file" --output-dir "$out" "${EXTRA_OPTS[@]}" \
-    DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES all
+  args=(--root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file"
+    --config-file "$cfg_file" --output-dir "$out" "${EXTRA_OPTS[@]}"
+    DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES all)
+  needs_run "$out" "$epoch" "${args[@]}" || return 0
+  launch "$out" "${args[@]}"
 }
 
 xd_test() {  # DATASET SEED: evaluate the ImageNet model of the last epoch on DATASET's whole test set
   [ $# -eq 2 ] || usage "DATASET SEED"
-  local dataset="$1" seed="$2" cfg cfg_file data_file epoch model_dir out
+  local dataset="$1" seed="$2" cfg cfg_file data_file epoch model_dir out args
   check_count SEED "$seed"
   prepare_job xd "$dataset"
   epoch="$(load_epoch "$cfg_file")"
   model_dir="$(xd_model_dir "$cfg" "$seed")"
   out="$OUTPUT/evaluation/$TRAINER/$cfg${TAG}_${SHOTS}shots/$dataset/seed$seed"
-  needs_run "$out" "$epoch" || return 0
+  args=(--root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file"
+    --config-file "$cfg_file" --output-dir "$out" --model-dir "$model_dir" --load-epoch "$epoch" --eval-only
+    "${EXTRA_OPTS[@]}" DATASET.SUBSAMPLE_CLASSES all)
+  needs_run "$out" "$epoch" "${args[@]}" || return 0
   require_model "$model_dir" "bash scripts/$METHOD/xd_train.sh $seed"
-  launch "$out" --root "$DATA" --seed "$seed" --trainer "$TRAINER" --dataset-config-file "$data_file" \
-    --config-file "$cfg_file" --output-dir "$out" --model-dir "$model_dir" --load-epoch "$epoch" --eval-only \
-    "${EXTRA_OPTS[@]}" DATASET.SUBSAMPLE_CLASSES all
+  launch "$out" "${args[@]}"
 }
 
 zeroshot() {  # DATASET [base|new|all]: evaluate CLIP without training on the chosen classes' test set
   [ $# -ge 1 ] && [ $# -le 2 ] || usage "DATASET [base|new|all]"
-  local dataset="$1" classes="${2:-all}" cfg cfg_file data_file out
+  local dataset="$1" classes="${2:-all}" cfg cfg_file data_file out args
   case "$classes" in
     base | new | all) ;;
     *) usage "DATASET [base|new|all]" ;;
   esac
   prepare_job zs "$dataset"
   out="$OUTPUT/$TRAINER/$cfg$TAG/$classes/$dataset"
-  needs_run "$out" || return 0
-  launch "$out" --root "$DATA" --trainer "$TRAINER" --dataset-config-file "$data_file" \
-    --config-file "$cfg_file" --output-dir "$out" --eval-only "${EXTRA_OPTS[@]}" \
-    DATASET.SUBSAMPLE_CLASSES "$classes"
+  args=(--root "$DATA" --trainer "$TRAINER" --dataset-config-file "$data_file"
+    --config-file "$cfg_file" --output-dir "$out" --eval-only "${EXTRA_OPTS[@]}"
+    DATASET.SUBSAMPLE_CLASSES "$classes")
+  needs_run "$out" "" "${args[@]}" || return 0
+  launch "$out" "${args[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------------

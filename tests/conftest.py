@@ -1,7 +1,8 @@
 """Shared test fixtures: the repository on sys.path, a small generated DemoShapes tree, functions that run
 ``train.py`` in a subprocess exactly as a user would (no CLIP weights available), one after another or
-overlapping (``start_train``/``finish_train``), the same command line in this process (``cli``), and a
-capture of the engine's log messages (``engine_log``)."""
+overlapping (``start_train``/``finish_train``), the same command line in this process (``cli``), a
+capture of the engine's log messages (``engine_log``), and the checks of a refused run (``one_error_line``,
+``folder_digest``)."""
 import json
 import os
 import subprocess
@@ -81,6 +82,28 @@ def _checked(proc, check):
         raise AssertionError(f"train.py failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout[-4000:]}\n"
                              f"STDERR:\n{proc.stderr[-4000:]}")
     return proc
+
+
+def one_error_line(code, out, err):
+    """The single ``error: ...`` line a refused run prints on stderr (exit code 1, no traceback)."""
+    assert code == 1, (code, err[-3000:])
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-3000:]
+    return lines[0]
+
+
+def folder_digest(directory):
+    """{relative path: SHA-256} of every file under ``directory``: what must not change when a run is refused."""
+    import hashlib
+
+    digest = {}
+    for dirpath, _, filenames in os.walk(directory):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                digest[os.path.relpath(path, directory)] = hashlib.sha256(f.read()).hexdigest()
+    return digest
 
 
 def read_results(output_dir):

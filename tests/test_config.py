@@ -220,7 +220,7 @@ def test_other_bad_config_input(tmp_path):
         merge_from_file(cfg, str(tmp_path / "missing.yaml"))
     with pytest.raises(UserError, match="KEY VALUE pairs"):
         merge_from_list(cfg, ["OPTIM.LR"])
-    with pytest.raises(UserError, match="type"):
+    with pytest.raises(UserError, match="OPTIM.MAX_EPOCH takes an integer"):
         merge_from_list(cfg, ["OPTIM.MAX_EPOCH", "'ten'"])
     with pytest.raises(UserError, match="--trainer"):
         parse(["--dataset-config-file", f"{REPO_ROOT}/configs/datasets/demo_shapes.yaml"])

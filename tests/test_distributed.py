@@ -8,6 +8,8 @@ Through torchrun (the command line users run):
   cross-rank BatchNorm and the SimCLR gather), with no warning.
 - a rank killed while training: the run ends within KILL_LIMIT_S seconds, the surviving rank says in one line
   that it lost contact, and torchrun names the killed rank.
+- a corrupt image that only rank 1 reads: rank 1 says so in one line, rank 0 stops quietly, the run fails; a
+  bad config value, which every rank sees: one line.
 
 In two forked ranks (cheaper than torchrun, same process group):
 - two steps of CoOp, CoCoOp, MaPLe and GOPro on the two halves of a batch of 8 (GOPro's MoCo and AugMix views
@@ -20,6 +22,7 @@ In two forked ranks (cheaper than torchrun, same process group):
 - ``simclr_loss`` and ``batch_norm`` over 2 ranks equal one process on the concatenated batch, gradients
   included, and BatchNorm's pooled running statistics equal the single process's.
 """
+import json
 import os
 import random
 import signal
@@ -112,11 +115,25 @@ def initial_ctx():
     return prompts.init_context(clip_model, 4, "a photo of a")[0]
 
 
+def corrupt_image_of_rank_1(root):
+    """A data root whose only corrupt image is the second base-class training image, which rank 1 reads first
+    (a sequential DistributedSampler deals the images out in turn) and rank 0 never reads."""
+    make_demo_dataset(root, seed=0, split_sizes={"train": 8, "val": 2, "test": 3}, size=40)
+    with open(os.path.join(root, "demo_shapes", "split_zhou_DemoShapes.json")) as f:
+        second = [impath for impath, label, _ in json.load(f)["train"] if label < 5][1]
+    path = os.path.join(root, "demo_shapes", "images", second)
+    with open(path, "wb") as f:
+        f.write(b"not an image")
+    return path
+
+
 @pytest.fixture(scope="module")
 def torchruns(data_root, tmp_path_factory):
     """The torchrun runs, started together so that their start-ups overlap."""
     base = tmp_path_factory.mktemp("torchruns")
-    out = {"coop": str(base / "coop"), "gopro": str(base / "gopro"), "killed": str(base / "killed")}
+    out = {"coop": str(base / "coop"), "gopro": str(base / "gopro"), "killed": str(base / "killed"),
+           "bad_image": str(base / "bad_image")}
+    bad_image = corrupt_image_of_rank_1(str(base / "bad_image_data"))
     started = {
         "coop": start_torchrun(coop_args(data_root, out["coop"])),
         "gopro": start_torchrun(["--root", data_root, "--trainer", "GOPro", "--dataset-config-file", DATASET_YAML,
@@ -125,8 +142,12 @@ def torchruns(data_root, tmp_path_factory):
         "killed": start_torchrun(coop_args(data_root, out["killed"], opts=["OPTIM.MAX_EPOCH", "500",
                                                                            "TRAIN.PRINT_FREQ", "1",
                                                                            "TEST.NO_TEST", "True"])),
+        "bad_image": start_torchrun(coop_args(str(base / "bad_image_data"), out["bad_image"],
+                                              opts=["DATASET.NUM_SHOTS", "-1"])),
+        # every rank sees it, before they form the process group
+        "bad_value": start_torchrun(coop_args(data_root, str(base / "bad_value"), opts=["OPTIM.LR", "-1.0"])),
     }
-    yield {"out": out, "popen": started, "output": {}}
+    yield {"out": out, "popen": started, "output": {}, "bad_image": bad_image}
     for popen in started.values():
         if popen.poll() is None:  # a test failed before waiting for it: torchrun stops its workers on SIGTERM
             popen.terminate()
@@ -148,7 +169,7 @@ def test_coop_torchrun_matches_single_process(data_root, torchruns, tmp_path, cl
     output = torchrun_output(torchruns, "coop")
 
     assert "Traceback" not in output
-    assert sorted(os.listdir(dist_out)) == ["log.txt", "prompt_learner", "results.json", "tensorboard"]
+    assert sorted(os.listdir(dist_out)) == ["log.txt", "prompt_learner", "results.json", "run.json", "tensorboard"]
     assert sorted(os.listdir(os.path.join(dist_out, "prompt_learner"))) == ["checkpoint", "model.pth.tar-1"]
     assert len(os.listdir(os.path.join(dist_out, "tensorboard"))) == 1
     with open(os.path.join(dist_out, "log.txt")) as f:
@@ -217,6 +238,24 @@ def test_a_killed_rank_ends_the_run_with_a_clear_message(torchruns):
     assert len(rank0_lines) == 1, output[-3000:]
     assert "lost contact with the others" in rank0_lines[0] or "stopped by torchrun" in rank0_lines[0]
     assert "Root Cause" in output and "Signal 9 (SIGKILL)" in output  # torchrun's summary names the dead rank
+
+
+def test_a_bad_input_seen_by_one_rank_is_reported_by_that_rank_alone(torchruns):
+    popen = torchruns["popen"]["bad_image"]
+    output = finish_torchrun(popen, expect_success=False)
+    assert popen.returncode != 0
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert errors == [f"error: cannot read image {torchruns['bad_image']} (cannot identify image file "
+                      f"'{torchruns['bad_image']}'). Replace or delete the corrupt file (and remove it from the split "
+                      "file)."], output[-3000:]
+    assert "lost contact" not in output and "stopped by torchrun" not in output
+    # the one traceback is torchrun's own (its launcher raises ChildFailedError to print its summary)
+    assert output.count("Traceback") == 1 and 'train.py", line' not in output and "ChildFailedError" in output
+
+    popen = torchruns["popen"]["bad_value"]
+    output = finish_torchrun(popen, expect_success=False)
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert popen.returncode != 0 and errors == ["error: OPTIM.LR must be a number 0 or more, got -1.0"], output[-3000:]
 
 
 # ------------------------------------------------------------------------------------ forked two-rank checks

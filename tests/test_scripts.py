@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO_ROOT, read_results
+from conftest import REPO_ROOT, folder_digest, one_error_line, read_results
 
+from promptlearn import run_record
 from promptlearn.config import get_cfg_default, merge_from_file
 from promptlearn.engine import extend_cfg_for_trainers
 from promptlearn.modeling.backbones import get_backbone_spec
@@ -98,6 +99,35 @@ def test_jobs_has_results(tmp_path):
     path.write_text("{not json")
     assert not jobs.has_results(str(tmp_path))
     assert jobs.main(["has-results", str(tmp_path)]) == 1
+
+
+def test_jobs_same_job(tmp_path):
+    """What a sweep checks before skipping a job whose results exist: run.json records the same train.py
+    arguments (the data root aside), the config files it names are unchanged, and so are the weights an
+    evaluation loaded."""
+    config = tmp_path / "method.yaml"
+    config.write_text("OPTIM:\n  LR: 0.1\n")
+    model = tmp_path / "model" / "prompt_learner"
+    model.mkdir(parents=True)
+    (model / "model.pth.tar-2").write_bytes(b"weights")
+    argv = ["--root", "data", "--config-file", str(config), "--output-dir", str(tmp_path / "job"), "--eval-only",
+            "--model-dir", str(tmp_path / "model"), "--load-epoch", "2", "OPTIM.LR", "0.1"]
+    job = tmp_path / "job"
+    job.mkdir()
+    assert not run_record.same_job(str(job), argv)  # no run.json
+    definition = {"kind": "evaluation", "weights": run_record.evaluated_weights(str(tmp_path / "model"), 2)}
+    assert list(definition["weights"]) == ["prompt_learner/model.pth.tar-2"]
+    (job / "run.json").write_text(json.dumps({"definition": definition, "inputs": run_record.job_inputs(argv)}))
+    assert run_record.same_job(str(job), argv) and jobs.main(["same-job", str(job), *argv]) == 0
+    assert run_record.same_job(str(job), ["--root", "/elsewhere", *argv[2:]])  # the data moved: the same job
+    assert run_record.same_job(str(job), ["--start-over", *argv])  # an action, not a setting
+    assert not run_record.same_job(str(job), [*argv[:-1], "0.2"])  # other OPTS
+    assert jobs.main(["same-job", str(job), *argv[:-1], "0.2"]) == 1
+    (model / "model.pth.tar-2").write_bytes(b"retrained")  # the evaluated model changed
+    assert not run_record.same_job(str(job), argv)
+    (model / "model.pth.tar-2").write_bytes(b"weights")
+    config.write_text("OPTIM:\n  LR: 0.3\n")  # the config file was edited
+    assert not run_record.same_job(str(job), argv)
 
 
 # -- the scripts, DRY_RUN=1 ---------------------------------------------------------------------------------
@@ -312,10 +342,20 @@ def test_coop_base2new_on_the_demo_dataset(demo_root, tmp_path, capsys):
     for name in ("base2new_train.sh", "base2new_test.sh"):
         proc = script(f"coop/{name}", "demo_shapes", 1, env=env)
         assert proc.returncode == 0 and "Skip: results exist at" in proc.stdout
-    assert sorted(os.listdir(train_dir)) == ["log.txt", "prompt_learner", "results.json", "tensorboard"]
-    assert sorted(os.listdir(test_dir)) == ["log.txt", "results.json"]
+    assert sorted(os.listdir(train_dir)) == ["log.txt", "prompt_learner", "results.json", "run.json", "tensorboard"]
+    assert sorted(os.listdir(test_dir)) == ["log.txt", "results.json", "run.json"]
     proc = script("coop/base2new_test.sh", "demo_shapes", 1, env={**env, "FORCE": "1", "DRY_RUN": "1"})
     assert "Skip" not in proc.stdout and "FORCE=1: running the job" in proc.stdout and "--eval-only" in proc.stdout
+    proc = script("coop/base2new_train.sh", "demo_shapes", 1, env={**env, "RESTART": "1", "DRY_RUN": "1"})
+    assert f"RESTART=1: starting the job in {train_dir} over" in proc.stdout and " --start-over " in proc.stdout
+
+    # other OPTS into the same folder: not skipped, and train.py refuses to reuse the folder (TAG keeps them apart)
+    before = folder_digest(str(train_dir))
+    proc = script("coop/base2new_train.sh", "demo_shapes", 1, env={**env, "OPTS": "OPTIM.LR 0.5"})
+    assert proc.returncode == 1 and f"Found results at {train_dir} made with other arguments" in proc.stdout
+    assert one_error_line(proc.returncode, proc.stdout, proc.stderr).startswith(
+        f"error: {train_dir} holds a training run with other settings (OPTIM.LR: 0.02 in the folder, 0.5 now)")
+    assert folder_digest(str(train_dir)) == before
 
     # an interrupted job (checkpoint written, no result yet) is run again into its folder, where train.py resumes
     os.remove(train_dir / "results.json")

@@ -171,7 +171,7 @@ def test_eval_only_reproduces_the_test_accuracy(runs):
     source = checkpoint_file(runs["out"]["straight"], EPOCHS)
     assert f'Loaded the weights of prompt_learner from "{source}" (epoch {EPOCHS})' in log
     assert "Finish training" not in log
-    assert sorted(os.listdir(out)) == ["log.txt", "results.json"]  # no tensorboard, no checkpoints
+    assert sorted(os.listdir(out)) == ["log.txt", "results.json", "run.json"]  # no tensorboard, no checkpoints
 
 
 def test_new_classes_from_a_base_checkpoint(runs):
@@ -194,7 +194,7 @@ def test_zeroshot_clip_eval_only(runs):
     assert results["run"]["num_classes"] == 10 and results["test"]["total"] == 40
     assert results["test"]["epoch"] == 0  # nothing learned, nothing loaded
     assert round(results["test"]["accuracy"], 1) == parse_accuracy(log)
-    assert sorted(os.listdir(out)) == ["log.txt", "results.json"]
+    assert sorted(os.listdir(out)) == ["log.txt", "results.json", "run.json"]
 
 
 def test_resume_continues_exactly(runs):

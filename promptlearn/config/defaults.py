@@ -56,7 +56,8 @@ _C.DATASET = CN()
 _C.DATASET.ROOT = ""
 # A reader registered in DATASET_REGISTRY
 _C.DATASET.NAME = ""
-# Images per class drawn for few-shot training (-1: the whole training split)
+# Images per class drawn for few-shot training, K >= 1 (a class with fewer gives all of its images, with a
+# warning, as in Dassl); -1: the whole training split
 _C.DATASET.NUM_SHOTS = -1
 # "all", "base" (the lower half of the labels) or "new" (the upper half, relabeled from 0)
 _C.DATASET.SUBSAMPLE_CLASSES = "all"
@@ -121,8 +122,12 @@ _C.OPTIM.WARMUP_RECOUNT = True
 
 # ---------------------------------------------------------------------------------------------------- train
 _C.TRAIN = CN()
-# Save a checkpoint every CHECKPOINT_FREQ epochs (<= 0: only after the last epoch)
+# Keep a checkpoint of every CHECKPOINT_FREQ-th epoch (<= 0: only of the last epoch)
 _C.TRAIN.CHECKPOINT_FREQ = 0
+# Between those, a resume point at the end of the first epoch that ends CHECKPOINT_MINUTES or more after the
+# last checkpoint (0: after every epoch; negative: never), removed when the next checkpoint is written: a killed
+# run loses at most an epoch or CHECKPOINT_MINUTES of training, whichever is longer
+_C.TRAIN.CHECKPOINT_MINUTES = 5.0
 # Log a progress line every PRINT_FREQ batches (and after the last batch of each epoch)
 _C.TRAIN.PRINT_FREQ = 10
 
@@ -177,6 +182,13 @@ DASSL_ONLY_KEYS = {
     "MODEL.HEAD.DROPOUT": 0.0,
     "TRAIN.COUNT_ITER": "train_x",
 }
+
+
+# Keys that say where and how a run is carried out, not what it computes: a rerun into a run's folder may change
+# them (every other key, with the trainer's own TRAINER.<NODE>, is part of the run's definition; see
+# promptlearn/engine/run_folder.py). The Dassl-only keys above have no effect, so they define nothing either.
+NOT_DEFINING_KEYS = ("OUTPUT_DIR", "RESUME", "DATASET.ROOT", "MODEL.BACKBONE.PATH", "USE_CUDA", "VERBOSE",
+                     "DATALOADER.NUM_WORKERS", "TRAIN.PRINT_FREQ", "TRAIN.CHECKPOINT_MINUTES", *DASSL_ONLY_KEYS)
 
 
 def _add_key(node: CN, key: str, value) -> None:

@@ -27,10 +27,12 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..config import check_values
 from ..data import DataManager
 from ..errors import UserError
 from ..evaluation import build_evaluator
 from ..utils.distributed import (
+    broadcast_from_main,
     get_rank,
     get_world_size,
     is_distributed,
@@ -42,6 +44,7 @@ from ..utils.distributed import (
 )
 from ..utils.meters import AverageMeter, MetricMeter
 from ..utils.tools import atomic_write, mkdir_if_missing, read_json, set_random_seed, unimplemented
+from ..utils.torchtools import epoch_files
 from .checkpointing import CheckpointMixin
 
 logger = logging.getLogger(__name__)
@@ -206,6 +209,7 @@ class SimpleTrainer(TrainerBase):
 
     def __init__(self, cfg):
         super().__init__()
+        check_values(cfg)
         self.check_cfg(cfg)
         self.cfg, self.output_dir = cfg, cfg.OUTPUT_DIR
         on_gpu = torch.cuda.is_available() and cfg.USE_CUDA
@@ -263,6 +267,9 @@ class SimpleTrainer(TrainerBase):
 
     def before_train(self) -> None:
         self.start_epoch = self.resume_model_if_exist(self.cfg.RESUME or self.output_dir)
+        if self.start_epoch:
+            self.remove_interim_checkpoints(self.start_epoch)
+        self.last_checkpoint_time = time.time()
         # the last finished epoch: what after_train reports when a resumed run has no epoch left to train
         self.epoch = max(self.start_epoch - 1, 0)
         if is_main_process():
@@ -284,9 +291,10 @@ class SimpleTrainer(TrainerBase):
 
     def after_epoch(self) -> None:
         """The checkpoint policy. With TEST.FINAL_MODEL best_val the epoch is evaluated on the validation split
-        and a new best is kept in model-best.pth.tar; the epoch is saved as model.pth.tar-N (the resume point)
-        every TRAIN.CHECKPOINT_FREQ epochs and after the last one."""
-        finished = self.epoch + 1
+        and a new best is kept in model-best.pth.tar. The epoch is saved as model.pth.tar-N (the resume point)
+        and kept every TRAIN.CHECKPOINT_FREQ epochs and after the last one; between those, it is saved when
+        TRAIN.CHECKPOINT_MINUTES have passed since the last checkpoint, as an interim resume point that the next
+        checkpoint replaces (so that a kill loses at most that much training, or one epoch if longer)."""
         if self.selects_best_val:
             if self.val_loader is None:
                 raise UserError("TEST.FINAL_MODEL best_val needs a validation split, and this dataset has none")
@@ -294,9 +302,35 @@ class SimpleTrainer(TrainerBase):
             if result > self.best_result:
                 self.best_result = result
                 self.save_model(self.epoch, self.output_dir, val_result=result, model_name="model-best.pth.tar")
-        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
-        if finished == self.max_epoch or (freq > 0 and finished % freq == 0):
+        if self.kept_epoch(self.epoch + 1) or self.interim_checkpoint_due():
             self.save_model(self.epoch, self.output_dir)
+            self.last_checkpoint_time = time.time()
+            self.remove_interim_checkpoints(self.epoch + 1)
+
+    def kept_epoch(self, epoch: int) -> bool:
+        """Whether the checkpoint of ``epoch`` (1-based) stays in the folder: every CHECKPOINT_FREQ-th, and the last."""
+        freq = self.cfg.TRAIN.CHECKPOINT_FREQ
+        return epoch == self.max_epoch or (freq > 0 and epoch % freq == 0)
+
+    def interim_checkpoint_due(self) -> bool:
+        """TRAIN.CHECKPOINT_MINUTES or more since the last checkpoint (rank 0's clock decides for every rank)."""
+        minutes = self.cfg.TRAIN.CHECKPOINT_MINUTES
+        due = minutes >= 0 and time.time() - self.last_checkpoint_time >= minutes * 60
+        return bool(broadcast_from_main(due))
+
+    def remove_interim_checkpoints(self, resume_epoch: int) -> None:
+        """Remove the checkpoints of the epochs that are not kept, but the resume point ``resume_epoch``: the
+        interim ones it replaces, and those a run killed while saving left behind."""
+        if not is_main_process():
+            return
+        for name in self.get_model_names():
+            folder = os.path.join(self.output_dir, name)
+            for file in epoch_files(folder):
+                epoch = int(file.rsplit("-", 1)[1])
+                if epoch != resume_epoch and not self.kept_epoch(epoch):
+                    os.remove(os.path.join(folder, file))
+                    logger.info(f"Removed {os.path.join(folder, file)}: an interim resume point, replaced by epoch "
+                                f"{resume_epoch}'s")
 
     def after_train(self) -> None:
         logger.info("Finish training")  # the line after which CoOp's parse_test_res.py reads the final result
@@ -415,7 +449,8 @@ class TrainerX(SimpleTrainer):
                 raise UserError(
                     f"the loss became infinite or NaN at epoch {self.epoch + 1}, batch {self.batch_idx + 1}; "
                     f"training stopped. Checkpoints already in {self.output_dir} are kept. Try a lower OPTIM.LR "
-                    "or PREC fp32/amp.") from None
+                    "or PREC fp32/amp, in another --output-dir or here with --start-over (a rerun in this folder "
+                    "with other settings is refused)") from None
             progress.update(summary, waited=loaded - started, took=time.time() - started)
             started = time.time()
 

@@ -3,6 +3,7 @@
     python -m promptlearn.tools.jobs split-opts 'KEY VALUE KEY "two words"'   # one argument per line
     python -m promptlearn.tools.jobs max-epoch CONFIG.yaml [KEY VALUE ...]      # the epoch a run ends at
     python -m promptlearn.tools.jobs has-results DIR [EPOCH]                    # exit 0 when DIR is done
+    python -m promptlearn.tools.jobs same-job DIR TRAIN.PY-ARGUMENTS...         # exit 0 when DIR holds that job
 """
 import argparse
 import json
@@ -12,6 +13,8 @@ import sys
 from typing import List, Optional
 
 import yaml
+
+from promptlearn.run_record import same_job
 
 
 def split_opts(text: str) -> List[str]:
@@ -65,6 +68,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = sub.add_parser("has-results", help="exit 0 when DIR/results.json has a test result (at EPOCH)")
     p.add_argument("directory")
     p.add_argument("epoch", nargs="?", type=int)
+    p = sub.add_parser("same-job", help="exit 0 when DIR's run.json records a start with these train.py arguments, "
+                                        "its config files are unchanged and (an evaluation) so are the weights")
+    p.add_argument("directory")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 
     if args.command == "split-opts":
@@ -78,6 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.command == "max-epoch":
         print(max_epoch(args.config_file, args.opts))
         return 0
+    if args.command == "same-job":
+        return 0 if same_job(args.directory, args.argv) else 1
     return 0 if has_results(args.directory, args.epoch) else 1
 
 

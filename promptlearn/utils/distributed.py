@@ -95,12 +95,57 @@ def barrier() -> None:
         dist.barrier()
 
 
+def broadcast_from_main(obj):
+    """Rank 0's ``obj`` on every rank (any picklable value; ``obj`` itself in one process)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def shared_random_seed() -> int:
     """A random seed drawn on rank 0 and sent to every rank."""
-    seed = [random.SystemRandom().randrange(2**31)]
-    if is_distributed():
-        dist.broadcast_object_list(seed, src=0)
-    return seed[0]
+    return broadcast_from_main(random.SystemRandom().randrange(2**31))
+
+
+# --------------------------------------------------------------------------------- which rank reports a failure
+
+#: the key, in the process group's store, that counts the ranks that stopped on an error
+_FAILURES_KEY = "promptlearn/failed_ranks"
+
+
+def _group_store():
+    """The store the process group was set up with (under torchrun: the launcher's, which outlives the ranks)."""
+    if not is_distributed():
+        return None
+    try:
+        return dist.distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError):
+        return None
+
+
+def claim_failure() -> bool:
+    """Count this rank among the failed ones; True when it is the first (the one whose error is printed: the
+    others, stopping on the same error or because of it, stay quiet). True in one process."""
+    store = _group_store()
+    if store is None:
+        return True
+    try:
+        return store.add(_FAILURES_KEY, 1) == 1
+    except Exception:  # the store is gone with the process that held it: say it, in case nobody else can
+        return True
+
+
+def another_rank_failed() -> bool:
+    """Whether a rank has already stopped on an error of its own (which it reported)."""
+    store = _group_store()
+    if store is None:
+        return False
+    try:
+        return bool(store.check([_FAILURES_KEY]))
+    except Exception:
+        return False
 
 
 def true_on_all_ranks(flag: bool, device: torch.device) -> bool:

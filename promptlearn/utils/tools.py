@@ -3,6 +3,8 @@ import contextlib
 import json
 import os
 import random
+import re
+import subprocess
 import sys
 import uuid
 
@@ -28,6 +30,10 @@ def mkdir_if_missing(dirname: str) -> None:
     os.makedirs(dirname, exist_ok=True)
 
 
+#: the temporary file atomic_write writes beside ``<name>`` (a process killed while writing leaves it behind)
+TEMPORARY_FILE = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+
+
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w"):
     """Write to a temporary file beside ``path`` and rename it into place, so readers never see half a file."""
@@ -46,6 +52,32 @@ def atomic_write(path: str, mode: str = "w"):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def remove_temporary_files(directory: str, depth: int = 1) -> list:
+    """Remove the temporary files of interrupted atomic writes in ``directory`` and its sub-folders down to
+    ``depth`` levels; the paths removed. Only safe while no other process writes there (see utils/locking.py)."""
+    removed = []
+    if not os.path.isdir(directory):
+        return removed
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.is_file(follow_symlinks=False) and TEMPORARY_FILE.match(entry.name):
+            os.remove(entry.path)
+            removed.append(entry.path)
+        elif depth > 0 and entry.is_dir(follow_symlinks=False):
+            removed += remove_temporary_files(entry.path, depth - 1)
+    return removed
+
+
+def git_commit(path: str):
+    """The commit checked out in the git repository holding ``path``, or None (not a checkout, no git)."""
+    try:
+        out = subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def read_json(fpath: str):

@@ -55,20 +55,59 @@ def save_checkpoint(state: dict, save_dir: str, is_best: bool = False, remove_mo
             f.write(os.path.basename(fpath) + "\n")
         if is_best:
             best = os.path.join(save_dir, BEST_FILE)
-            shutil.copyfile(fpath, best + ".tmp")
-            os.replace(best + ".tmp", best)
+            with open(fpath, "rb") as source, atomic_write(best, "wb") as f:
+                shutil.copyfileobj(source, f)
             logger.info(f"Saved {best} (a copy of {os.path.basename(fpath)})")
     return fpath
 
 
-def resume_point(model_dir: str):
-    """The checkpoint named by ``model_dir/checkpoint``, or None when there is none."""
+def read_resume_pointer(model_dir: str):
+    """The name written in ``model_dir/checkpoint`` ("" for an empty file), or None when there is no such file."""
     pointer = os.path.join(model_dir, RESUME_POINTER)
     if not os.path.isfile(pointer):
         return None
-    with open(pointer) as f:
-        name = f.readline().strip()
+    with open(pointer, errors="replace") as f:
+        return f.readline().strip()
+
+
+def resume_point(model_dir: str):
+    """The checkpoint named by ``model_dir/checkpoint``, or None when there is none."""
+    name = read_resume_pointer(model_dir)
     return os.path.join(model_dir, name) if name else None
+
+
+def resume_file(model_dir: str):
+    """The checkpoint ``model_dir/checkpoint`` names; None when the folder has no checkpoint at all; a UserError
+    when the pointer is missing beside checkpoints, empty, or names a file that is not there (a run must not
+    then train from scratch over the files that are there)."""
+    pointer, saved = os.path.join(model_dir, RESUME_POINTER), epoch_files(model_dir)
+    name = read_resume_pointer(model_dir)
+    newest = f"the newest here is {saved[-1]}" if saved else "there is none here"
+    fix = "write the name of the checkpoint to resume from into it, or add --start-over to train anew"
+    if name is None:
+        if not saved:
+            return None
+        raise UserError(f"{model_dir} has checkpoints ({', '.join(saved)}) but no '{RESUME_POINTER}' file naming "
+                        f"the one to resume from: write its name ({saved[-1]} is the newest) into {pointer}, or add "
+                        "--start-over to train anew")
+    if not name:
+        raise UserError(f"{pointer} is empty, so the checkpoint to resume from is unknown ({newest}): {fix}")
+    path = os.path.join(model_dir, name)
+    if not os.path.isfile(path):
+        raise UserError(f"{pointer} names {name}, which is not in {model_dir} ({newest}): {fix}")
+    return path
+
+
+def epoch_files(model_dir: str) -> list:
+    """The ``model.pth.tar-<epoch>`` files in ``model_dir``, oldest epoch first."""
+    if not os.path.isdir(model_dir):
+        return []
+    found = []
+    for name in os.listdir(model_dir):
+        prefix, _, number = name.rpartition("-")
+        if prefix == "model.pth.tar" and number.isdigit():
+            found.append((int(number), name))
+    return [name for _, name in sorted(found)]
 
 
 def load_checkpoint(fpath: str, trusted: bool = False) -> dict:

@@ -108,6 +108,20 @@ def _draw(items: list, k: int, repeat: bool) -> list:
     return random.choices(items, k=k) if repeat else items
 
 
+def warn_short_classes(items, num_shots: int, split: str = "training") -> list:
+    """Warn about the classes of a few-shot list with fewer than ``num_shots`` items (Dassl's draw gives all the
+    images of such a class); their ``(class name, count)``."""
+    counts = {}
+    for item in items:
+        counts[item.classname] = counts.get(item.classname, 0) + 1
+    short = [(name, n) for name, n in counts.items() if n < num_shots]
+    if short:
+        listed = ", ".join(f"{name} ({n})" for name, n in short[:10]) + (", ..." if len(short) > 10 else "")
+        logger.warning(f"WARNING: DATASET.NUM_SHOTS is {num_shots}, but {len(short)} of {len(counts)} classes have "
+                       f"fewer {split} images, and all of theirs are used (as Dassl does): {listed}")
+    return short
+
+
 class DatasetBase:
     """A dataset as lists of ``Datum``: ``train_x`` (labelled training items), ``train_u`` (unlabelled; no reader
     here has any), ``val`` and ``test``, with the class names of ``train_x``'s labels."""
@@ -164,7 +178,8 @@ class DatasetBase:
         all share it. It is written atomically. A cache that is unreadable, names an image that does not
         exist (its paths are absolute, so a moved data root breaks it) or holds items that are not in the
         current lists is regenerated with a warning.
-        With ``val=None`` (ImageNet) only train is sampled and cached.
+        With ``val=None`` (ImageNet) only train is sampled and cached. Classes with fewer than K training images
+        give all of them, with a warning naming them and their counts.
         """
         mkdir_if_missing(cache_dir)
         fpath = os.path.join(cache_dir, f"shot_{num_shots}-seed_{seed}.pkl")
@@ -182,6 +197,7 @@ class DatasetBase:
                     problem = _stale_cache_problem(cached_val, val)
                 if problem is None:
                     logger.info(f"Few-shot lists read from {fpath}")
+                    warn_short_classes(cached_train, num_shots)
                     return cached_train, (cached_val if val is not None else None)
                 logger.warning(f"WARNING: few-shot cache {fpath} {problem}; regenerating it")
         train = self.generate_fewshot_dataset(train, num_shots=num_shots)
@@ -191,6 +207,7 @@ class DatasetBase:
             data["val"] = val
         logger.info(f"Few-shot lists drawn and saved to {fpath}")
         save_pickle(data, fpath)
+        warn_short_classes(train, num_shots)
         return train, val
 
     def fewshot_and_subsample(self, cfg, train, val, test, cache_dir: str):
