@@ -18,6 +18,7 @@ import trainers  # noqa: F401  (registers the trainers)
 from promptlearn.config import get_cfg_default, merge_from_file, merge_from_list
 from promptlearn.engine import build_trainer, extend_cfg_for_trainers
 from promptlearn.errors import UserError
+from promptlearn.modeling.backbones import prepare_clip
 from promptlearn.utils import collect_env_info, set_random_seed, setup_logger
 from promptlearn.utils.distributed import get_rank, init_distributed_from_env, is_distributed, shared_random_seed
 from promptlearn.utils.logger import write_to_log_file
@@ -90,6 +91,7 @@ def setup_cfg(args):
 
 def main(args) -> None:
     cfg = setup_cfg(args)
+    prepare_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)  # a bad weights file stops before any output
     init_distributed_from_env(cfg.USE_CUDA)
     setup_logger(cfg.OUTPUT_DIR, rank=get_rank())
     if cfg.SEED >= 0:
