@@ -26,6 +26,7 @@ from promptlearn.config import check_values, get_cfg_default, merge_from_file, m
 from promptlearn.engine import build_trainer, extend_cfg_for_trainers
 from promptlearn.engine.run_folder import output_folder
 from promptlearn.errors import UserError
+from promptlearn.modeling.backbones import prepare_clip
 from promptlearn.run_record import EVALUATION, TRAINING
 from promptlearn.utils import collect_env_info, set_random_seed, setup_logger
 from promptlearn.utils.distributed import (
@@ -147,6 +148,7 @@ def evaluate(trainer, args) -> None:
 
 def main(args, argv=()) -> None:
     cfg = setup_cfg(args)
+    prepare_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)  # a bad weights file stops before any output
     init_distributed_from_env(cfg.USE_CUDA)
     with reporting_lost_ranks(), output_folder(cfg, run_kind(args), argv, args.start_over, args.model_dir,
                                                args.load_epoch) as notes:

@@ -22,6 +22,10 @@ class MultiModalPromptLearner(PromptLearner):
     ``compound_prompts_text[i-1]`` replaces the M text context slots and its coupling
     ``compound_prompt_projections[i-1]`` replaces the last M image tokens. Deeper layers go on with whatever
     those slots hold. ``depth`` 1 is shallow prompting.
+
+    Precision: the inserted prompts are in CLIP's dtype, so under PREC fp32 they stay fp32. The official code
+    rounds every inserted prompt to fp16 (``.half()``) even then, which moves each value by up to half an fp16
+    step (README, "Deliberate differences"); under fp16, the paper configs' precision, both are the same.
     """
 
     def __init__(self, classnames: List[str], clip_model: nn.Module, n_ctx: int, ctx_init: str, depth: int,

@@ -4,6 +4,8 @@ A prompt is ``[SOT] [ctx_1 .. ctx_M] [class name tokens] [.] [EOT] [pad]``: the 
 learned, everything else is CLIP's fixed token embedding. ``PromptLearner`` holds the context ``ctx``,
 the fixed ``token_prefix`` (SOT) and ``token_suffix`` (class name, period, EOT) buffers -- the names
 CoOp's checkpoints use -- and assembles prompts for a class-token position of end, middle or front.
+The two buffers are saved with a checkpoint, as CoOp's are, but never loaded from one
+(``CLIPTrainer.filter_loaded_state``): a model evaluated on other classes keeps its own class names.
 The buffers are cut after the longest EOT: the text transformer is causal, so nothing later matters.
 """
 import logging
@@ -112,6 +114,7 @@ class PromptLearner(nn.Module):
         length = int(tokenized.argmax(dim=-1).max()) + 1  # keep up to the longest EOT
         tokenized = tokenized[:, :length]
         embedding = embed_tokens(clip_model, tokenized)
+        # saved, never loaded: the names of the classes this model is built for
         self.register_buffer("token_prefix", embedding[:, :1], persistent=True)
         self.register_buffer("token_suffix", embedding[:, 1 + n_ctx:], persistent=True)
         self.register_buffer("tokenized_prompts", tokenized, persistent=False)
