@@ -1,12 +1,20 @@
 """The shared encoders against OpenAI's unmodified CLIP on tiny backbones: TextEncoder equals
-``encode_text`` and ImageEncoder equals ``encode_image``; sequence truncation after the longest EOT does
-not change the text features (several prompt lengths, class token at the end, middle and front); the
-per-layer token taps match the model's own residual blocks; ResNet backbones refuse taps."""
+``encode_text`` and ImageEncoder equals ``encode_image`` (their last layers run for the pooled token only);
+sequence truncation after the longest EOT does not change the text features (several prompt lengths, class
+token at the end, middle and front); the per-layer token taps match the model's own residual blocks; ResNet
+backbones refuse taps. Prompts grouped by length equal the padded batch (values and gradients, deep
+prompts too) and cost close to the tokens that matter for Caltech101's and ImageNet's class names;
+chunks recomputed in backward equal the whole pass and keep only their inputs."""
+import itertools
+import random
+
 import pytest
 import torch
 
+from benchmarks.memory import saved_bytes
 from promptlearn.errors import UserError
 from promptlearn.modeling import ImageEncoder, PromptLearner, TextEncoder, load_clip, tokenize
+from promptlearn.modeling.encoders import LENGTH_SLACK, length_groups, tokens_processed
 from promptlearn.modeling.prompts import embed_tokens
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -138,3 +146,107 @@ def test_resnet_refuses_taps_and_visual_prompts(clips):
         encoder(images, return_tokens=True)
     with pytest.raises(UserError, match="ViT"):
         encoder(images, visual_prompts=[torch.zeros(2, 16)])
+
+
+# ------------------------------------------------------------------------------ length groups, recomputation
+
+def brute_force_groups(length_counts, slack):
+    """Fewest contiguous groups within the bound, by trying every partition (for a handful of lengths)."""
+    lengths = [length for length, _ in length_counts]
+    needed = sum(length * count for length, count in length_counts)
+    best = None
+    for cuts in itertools.product([False, True], repeat=len(lengths) - 1):
+        ends = [lengths[i] for i, cut in enumerate(cuts) if cut] + [lengths[-1]]
+        cost = sum(count * min(end for end in ends if end >= length) for length, count in length_counts)
+        if cost <= (1 + slack) * needed and (best is None or len(ends) < len(best[0])
+                                              or (len(ends) == len(best[0]) and cost < best[1])):
+            best = (tuple(ends), cost)
+    return best
+
+
+def test_length_groups_are_the_fewest_within_the_bound():
+    # 10 prompts of 5 tokens, 10 of 6 and one of 20: padding all to 20 costs 420 tokens for 130 that matter
+    assert length_groups(((5, 10), (6, 10), (20, 1)), slack=0.1) == (6, 20)
+    assert length_groups(((5, 10), (6, 10), (20, 1)), slack=3.0) == (20,)
+    assert length_groups(((7, 3),), slack=0.0) == (7,)
+    rng = random.Random(0)
+    for _ in range(30):
+        lengths = sorted(rng.sample(range(3, 40), rng.randint(2, 6)))
+        length_counts = tuple((length, rng.randint(1, 50)) for length in lengths)
+        slack = rng.choice([0.0, 0.05, 0.1, 0.3])
+        ends = length_groups(length_counts, slack)
+        expected, cost = brute_force_groups(length_counts, slack)
+        assert len(ends) == len(expected)
+        assert sum(c * min(e for e in ends if e >= length) for length, c in length_counts) == cost
+
+
+def test_imagenet_and_caltech_prompts_cost_close_to_the_tokens_that_matter():
+    from benchmarks.class_names import CALTECH101, IMAGENET
+
+    for names, longest_over_needed in ((CALTECH101, 1.18), (IMAGENET, 1.96)):
+        tokenized = tokenize([f"a photo of a {name}." for name in names])
+        needed = tokens_processed(tokenized, "needed")
+        assert tokens_processed(tokenized, "grouped") <= (1 + LENGTH_SLACK) * needed
+        # cutting all prompts at the longest EOT: ImageNet's long names pad the others to twice their length
+        assert tokens_processed(tokenized, "longest") / needed == pytest.approx(longest_over_needed, abs=0.01)
+        assert tokens_processed(tokenized, "full") == 77 * len(names)
+
+
+def per_image_case(model, requires_grad=True):
+    """Per-image prompts of classes of many lengths (B=3) and MaPLe-style deep prompts, all as leaves."""
+    torch.manual_seed(3)
+    learner = PromptLearner(CLASSNAMES, model, n_ctx=4)
+    shift = torch.randn(3, learner.ctx.shape[-1]).requires_grad_(requires_grad)
+    deep = [None] + [torch.randn(4, learner.ctx.shape[-1]).mul(0.1).requires_grad_(requires_grad)
+                     for _ in range(2)]
+    return learner, shift, deep
+
+
+def values_and_gradients(encoder, learner, shift, deep, **kwargs):
+    for leaf in (shift, *deep[1:]):
+        leaf.grad = None
+    features = encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep, **kwargs)
+    (features * torch.linspace(-1, 1, features.shape[-1])).sum().backward()
+    return features.detach(), [leaf.grad.clone() for leaf in (shift, *deep[1:])]
+
+
+def test_length_grouping_equals_the_padded_batch_with_gradients(clips):
+    model = clips["tiny-ViT"]
+    encoder = TextEncoder(model)
+    learner, shift, deep = per_image_case(model)
+    eot = learner.tokenized_prompts.argmax(-1)
+    counts = torch.bincount(eot + 1).tolist()
+    assert len(length_groups(tuple((n, c) for n, c in enumerate(counts) if c))) > 1  # several groups form
+    grouped, grouped_grads = values_and_gradients(encoder, learner, shift, deep)
+    for kwargs in ({"group_by_length": False}, {"truncate": False}):
+        padded, padded_grads = values_and_gradients(encoder, learner, shift, deep, **kwargs)
+        torch.testing.assert_close(grouped, padded, **TOL)
+        for got, expected in zip(grouped_grads, padded_grads):
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips):
+    model = clips["tiny-ViT"]
+    encoder = TextEncoder(model)
+    learner, shift, deep = per_image_case(model)
+    weights = list(model.parameters())
+    kept_all, _ = saved_bytes(lambda: values_and_gradients(encoder, learner, shift, deep), exclude=weights)
+    whole, whole_grads = values_and_gradients(encoder, learner, shift, deep)
+    encoder.recompute_batch = 4  # 3 images x 6 classes = 18 sequences, in chunks of 4 per length group
+    calls = []
+    hook = encoder.transformer.resblocks[0].ln_1.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        kept_chunked, _ = saved_bytes(lambda: encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep),
+                                      exclude=weights)
+        forward_calls = len(calls)
+        chunked, chunked_grads = values_and_gradients(encoder, learner, shift, deep)
+    finally:
+        hook.remove()
+    torch.testing.assert_close(chunked, whole, **TOL)
+    for got, expected in zip(chunked_grads, whole_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert kept_chunked < 0.2 * kept_all  # activations are not kept ...
+    assert forward_calls >= 5 and len(calls) == 3 * forward_calls  # ... but recomputed, chunk by chunk, in backward
+    with torch.no_grad():  # no gradient: the evaluation chunking applies, no checkpointing
+        torch.testing.assert_close(encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep), whole,
+                                   **TOL)

@@ -109,6 +109,10 @@ _C.MODEL.HEAD.DROPOUT = 0.0
 # Largest number of prompt sequences given to the text encoder in one call at evaluation time
 # (bounds memory when every image has its own prompt per class); 0 = no limit
 _C.MODEL.TEXT_BATCH_SIZE = 8192
+# > 0: text-encoder passes that need gradients run in chunks of this many prompt sequences, each keeping
+# only its input and recomputing its activations in backward (per-image prompts at ImageNet's class
+# counts: GOPro, CoCoOp); costs one more text forward per step. 0 = keep every activation
+_C.MODEL.TEXT_RECOMPUTE_BATCH = 0
 
 ###########################
 # Optimization

@@ -63,6 +63,7 @@ class CLIPTrainer(TrainerX):
 
         logger.info(f"Building custom CLIP ({self.__class__.__name__})")
         self.model = self.build_custom_clip(clip_model, classnames)
+        self.model.text_encoder.recompute_batch = cfg.MODEL.TEXT_RECOMPUTE_BATCH
         learner = self.model.learnable_module()
         self.model.requires_grad_(False)
         if learner is not None:
