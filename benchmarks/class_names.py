@@ -8,7 +8,7 @@ from promptlearn.modeling import clean_classname
 
 _META = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data",
                      "imagenet_meta.json")
-_CALTECH_FOLDERS = """
+_CALTECH_TEXT = """  # the category folders in label order (case-sensitive sort)
 Faces Leopards Motorbikes accordion airplanes anchor ant barrel bass beaver binocular bonsai brain brontosaurus
 buddha butterfly camera cannon car_side ceiling_fan cellphone chair chandelier cougar_body cougar_face crab
 crayfish crocodile crocodile_head cup dalmatian dollar_bill dolphin dragonfly electric_guitar elephant emu
@@ -17,7 +17,8 @@ helicopter ibis inline_skate joshua_tree kangaroo ketch lamp laptop llama lobste
 metronome minaret nautilus octopus okapi pagoda panda pigeon pizza platypus pyramid revolver rhino rooster
 saxophone schooner scissors scorpion sea_horse snoopy soccer_ball stapler starfish stegosaurus stop_sign
 strawberry sunflower tick trilobite umbrella watch water_lilly wheelchair wild_cat windsor_chair wrench yin_yang
-""".split()
+"""
+_CALTECH_FOLDERS = _CALTECH_TEXT.split()
 _CALTECH_RENAMES = {"Faces": "face", "Leopards": "leopard", "Motorbikes": "motorbike", "airplanes": "airplane"}
 
 CALTECH101 = [clean_classname(_CALTECH_RENAMES.get(folder, folder)) for folder in _CALTECH_FOLDERS]

@@ -113,6 +113,9 @@ _C.MODEL.TEXT_BATCH_SIZE = 8192
 # only its input and recomputing its activations in backward (per-image prompts at ImageNet's class
 # counts: GOPro, CoCoOp); costs one more text forward per step. 0 = keep every activation
 _C.MODEL.TEXT_RECOMPUTE_BATCH = 0
+# TRAINER.<X>.PREC "amp" on a CPU with bfloat16 instructions (AVX512-BF16 or AMX): autocast to bfloat16
+# instead of running in fp32 (opt-in: results agree with fp32 within bfloat16's precision)
+_C.MODEL.CPU_AMP = False
 
 ###########################
 # Optimization
@@ -127,6 +130,8 @@ _C.OPTIM.SGD_NESTEROV = False
 _C.OPTIM.RMSPROP_ALPHA = 0.99
 _C.OPTIM.ADAM_BETA1 = 0.9
 _C.OPTIM.ADAM_BETA2 = 0.999
+# PyTorch's fused optimizer step for sgd, adam, amsgrad and adamw (the same update, one pass per parameter)
+_C.OPTIM.FUSED = True
 # Staged LR: layers named in NEW_LAYERS get LR, the others LR * BASE_LR_MULT
 _C.OPTIM.STAGED_LR = False
 _C.OPTIM.NEW_LAYERS = ()
