@@ -8,7 +8,8 @@ from promptlearn.modeling import clean_classname
 
 _META = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "data",
                      "imagenet_meta.json")
-_CALTECH_TEXT = """  # the category folders in label order (case-sensitive sort)
+# the category folders in label order (case-sensitive sort)
+_CALTECH_TEXT = """
 Faces Leopards Motorbikes accordion airplanes anchor ant barrel bass beaver binocular bonsai brain brontosaurus
 buddha butterfly camera cannon car_side ceiling_fan cellphone chair chandelier cougar_body cougar_face crab
 crayfish crocodile crocodile_head cup dalmatian dollar_bill dolphin dragonfly electric_guitar elephant emu

@@ -3,15 +3,15 @@ sequences of a batch -- measured on a few sequences of each length on any device
 peaks (``torch.cuda.max_memory_allocated``) from a CPU.
 
 ``saved_bytes(fn)`` counts the distinct storages autograd saves while ``fn()`` runs (parameters and other
-given tensors excluded); ``text_step_bytes`` extrapolates a ``TextEncoder`` pass over per-image prompts from
-two sequences per length group, with or without recomputation.
+given tensors excluded); ``text_step_bytes`` extrapolates a ``TextEncoder`` pass over per-image prompts
+from passes over 2 and 4 prompts of each length the pass groups, with or without recomputation.
 """
-from typing import Callable, Iterable, Optional, Tuple
+from typing import Callable, Iterable, Tuple
 
 import torch
 import torch.nn as nn
 
-from promptlearn.modeling.encoders import length_groups
+from promptlearn.modeling.encoders import plan_groups
 
 
 def saved_bytes(fn: Callable, exclude: Iterable[torch.Tensor] = ()) -> Tuple[int, object]:
@@ -34,50 +34,52 @@ def saved_bytes(fn: Callable, exclude: Iterable[torch.Tensor] = ()) -> Tuple[int
     return sum(storages.values()), out
 
 
-def _group_sizes(tokenized: torch.Tensor, copies: int):
-    """(length, sequences) of each text-encoder call for ``copies`` prompts per class (``length_groups``)."""
-    eot = tokenized.argmax(dim=-1)
-    counts = torch.bincount(eot + 1).tolist()
-    ends = length_groups(tuple((length, count * copies) for length, count in enumerate(counts) if count))
-    sizes, start = [], 0
-    for end in ends:
-        sizes.append((end, copies * sum(counts[start:end + 1])))
-        start = end + 1
-    return sizes
-
-
-def sequence_bytes(text_encoder: nn.Module, length: int, device: torch.device,
-                   dtype: Optional[torch.dtype] = None, sample: int = 2) -> float:
-    """Bytes autograd keeps per sequence of ``length`` tokens in a pass of ``text_encoder`` that needs gradients."""
-    dtype = dtype or text_encoder.dtype
-    prompts = torch.zeros(sample, length, text_encoder.width, device=device, dtype=dtype, requires_grad=True)
-    tokenized = torch.zeros(sample, length, dtype=torch.long, device=device)
-    tokenized[:, -1] = 1  # the EOT (the largest id) at the end
-    weights = list(text_encoder.parameters())
+def _pass_bytes(text_encoder: nn.Module, length: int, classes: int, prefix: int, device: torch.device) -> int:
+    """Bytes kept by one pass over ``classes`` prompts of ``prefix`` shared + ``length`` own positions."""
+    prompts = torch.zeros(1, classes, prefix + length, text_encoder.width, device=device, dtype=text_encoder.dtype,
+                          requires_grad=True)
+    tokenized = torch.ones(classes, prefix + length, dtype=torch.long, device=device)
+    tokenized[:, -1] = 2  # the EOT (the largest id) last
     recompute, text_encoder.recompute_batch = text_encoder.recompute_batch, 0
     try:
-        count, _ = saved_bytes(lambda: text_encoder(prompts, tokenized), exclude=weights)
+        count, _ = saved_bytes(lambda: text_encoder(prompts, tokenized, shared_prefix=prefix),
+                               exclude=list(text_encoder.parameters()))
     finally:
         text_encoder.recompute_batch = recompute
-    return count / sample
+    return count
+
+
+def sequence_bytes(text_encoder: nn.Module, length: int, device: torch.device, prefix: int = 0) -> Tuple[float, float]:
+    """(bytes kept per prompt of ``length`` own positions, bytes kept once per image for ``prefix`` shared ones)
+    in a pass of ``text_encoder`` that needs gradients."""
+    two, four = (_pass_bytes(text_encoder, length, classes, prefix, device) for classes in (2, 4))
+    per_prompt = (four - two) / 2
+    return per_prompt, two - 2 * per_prompt
 
 
 def text_step_bytes(text_encoder: nn.Module, tokenized: torch.Tensor, copies: int, device: torch.device,
-                    recompute_batch: int = 0) -> dict:
-    """Predicted activation memory of one text pass over ``copies`` x C prompts (C = rows of ``tokenized``).
+                    recompute_batch: int = 0, shared_prefix: int = 0) -> dict:
+    """Predicted memory of one text pass over ``copies`` (images x views) x C prompts (C = rows of ``tokenized``).
 
-    Without recomputation autograd keeps every sequence's activations: sum over length groups of
-    sequences x bytes per sequence. With ``recompute_batch`` N it keeps each chunk's input (N x length x
-    width values) and, in backward, one chunk's activations at a time.
+    Without recomputation autograd keeps every prompt's activations: sum over the length groups of prompts
+    x bytes per prompt, plus the shared positions once per image. With ``recompute_batch`` N each chunk
+    keeps its input (N x length x width values) and, in backward, one chunk's activations exist at a time.
     """
     element = torch.finfo(text_encoder.dtype).bits // 8
-    kept, inputs, largest_chunk = 0.0, 0.0, 0.0
-    for length, sequences in _group_sizes(tokenized, copies):
-        per_sequence = sequence_bytes(text_encoder, length, device)
-        kept += per_sequence * sequences
-        inputs += sequences * length * text_encoder.width * element
-        largest_chunk = max(largest_chunk, per_sequence * min(sequences, recompute_batch or sequences))
-    sequences = copies * tokenized.shape[0]
+    lengths = tokenized.argmax(dim=-1) + 1 - shared_prefix
+    kept = inputs = largest_chunk = 0.0
+    per_image = 0.0
+    for end, index in plan_groups(lengths, copies):
+        per_prompt, per_image = sequence_bytes(text_encoder, end, device, shared_prefix)
+        prompts = copies * index.numel()
+        kept += per_prompt * prompts
+        inputs += prompts * end * text_encoder.width * element
+        largest_chunk = max(largest_chunk, per_prompt * min(prompts, recompute_batch or prompts))
+    shared = copies * per_image
+    prediction = {"sequences": copies * tokenized.shape[0], "kept_bytes": shared + kept}
     if recompute_batch:
-        return {"sequences": sequences, "kept_bytes": inputs, "backward_peak_bytes": inputs + largest_chunk}
-    return {"sequences": sequences, "kept_bytes": kept, "backward_peak_bytes": kept}
+        prediction["kept_bytes"] = shared + inputs
+        prediction["backward_peak_bytes"] = shared + inputs + largest_chunk
+    else:
+        prediction["backward_peak_bytes"] = prediction["kept_bytes"]
+    return prediction

@@ -14,7 +14,7 @@ import torch
 from benchmarks.memory import saved_bytes
 from promptlearn.errors import UserError
 from promptlearn.modeling import ImageEncoder, PromptLearner, TextEncoder, load_clip, tokenize
-from promptlearn.modeling.encoders import LENGTH_SLACK, length_groups, tokens_processed
+from promptlearn.modeling.encoders import LENGTH_SLACK, class_prompt_prefix, length_groups, tokens_processed
 from promptlearn.modeling.prompts import embed_tokens
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -190,6 +190,8 @@ def test_imagenet_and_caltech_prompts_cost_close_to_the_tokens_that_matter():
         # cutting all prompts at the longest EOT: ImageNet's long names pad the others to twice their length
         assert tokens_processed(tokenized, "longest") / needed == pytest.approx(longest_over_needed, abs=0.01)
         assert tokens_processed(tokenized, "full") == 77 * len(names)
+        # GOPro's 4 images x 3 views: SOT and "a photo of a" once per image, the classes' tokens after them
+        assert tokens_processed(tokenized, "grouped", images=12, shared_prefix=5) < 0.52 * 12 * needed
 
 
 def per_image_case(model, requires_grad=True):
@@ -250,3 +252,62 @@ def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips)
     with torch.no_grad():  # no gradient: the evaluation chunking applies, no checkpointing
         torch.testing.assert_close(encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep), whole,
                                    **TOL)
+
+
+def encoder_inputs(encoder):
+    """Records the (sequences, positions) of every pass through the first block."""
+    shapes = []
+    hook = encoder.transformer.resblocks[0].ln_1.register_forward_hook(lambda m, args, out: shapes.append(
+        tuple(args[0].shape[:2])))
+    return shapes, hook
+
+
+def test_shared_prefix_runs_once_per_image_and_equals_separate_prompts(clips):
+    model = clips["tiny-ViT"]
+    encoder = TextEncoder(model)
+    learner, shift, deep = per_image_case(model)
+    prefix = class_prompt_prefix(learner, learner.tokenized_prompts)
+    assert prefix == 1 + 4  # SOT and the 4 context tokens
+    separate, separate_grads = values_and_gradients(encoder, learner, shift, deep, truncate=False)
+    shapes, hook = encoder_inputs(encoder)
+    try:
+        shared, shared_grads = values_and_gradients(encoder, learner, shift, deep, shared_prefix=prefix)
+    finally:
+        hook.remove()
+    assert shapes[0] == (3, prefix)  # the shared positions: one sequence per image
+    assert all(length <= 77 - prefix for _, length in shapes[1:])
+    torch.testing.assert_close(shared, separate, **TOL)
+    for got, expected in zip(shared_grads, separate_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    encoder.recompute_batch = 5  # and with the classes' chunks recomputed in backward
+    recomputed, recomputed_grads = values_and_gradients(encoder, learner, shift, deep, shared_prefix=prefix)
+    torch.testing.assert_close(recomputed, separate, **TOL)
+    for got, expected in zip(recomputed_grads, separate_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_prefix_is_shared_only_when_it_is_one_context_for_every_class(clips):
+    model = clips["tiny-ViT"]
+    encoder = TextEncoder(model)
+    torch.manual_seed(4)
+    csc = PromptLearner(CLASSNAMES, model, n_ctx=4, csc=True)  # one context per class: nothing is shared
+    assert class_prompt_prefix(csc, csc.tokenized_prompts) is None
+    middle = PromptLearner(CLASSNAMES, model, n_ctx=4, class_token_position="middle")
+    assert class_prompt_prefix(middle, middle.tokenized_prompts) is None
+    with torch.no_grad():  # without gradients the ids' common prefix is tried, and the embeddings checked
+        for learner in (csc, PromptLearner(CLASSNAMES, model, n_ctx=4)):
+            shapes, hook = encoder_inputs(encoder)
+            try:
+                got = encoder(learner(), learner.tokenized_prompts)
+            finally:
+                hook.remove()
+            torch.testing.assert_close(got, encoder(learner(), learner.tokenized_prompts, truncate=False), **TOL)
+            assert (shapes[0] == (1, 5)) == (learner is not csc)
+    # class-specific leaves that happen to be equal: each keeps its own gradient (no sharing with gradients)
+    leaf = PromptLearner(CLASSNAMES, model, n_ctx=4)().detach().requires_grad_(True)
+    weights = torch.linspace(-1, 1, len(CLASSNAMES))[:, None]
+    (encoder(leaf, csc.tokenized_prompts) * weights).sum().backward()
+    grad = leaf.grad.clone()
+    leaf.grad = None
+    (encoder(leaf, csc.tokenized_prompts, truncate=False) * weights).sum().backward()
+    torch.testing.assert_close(grad, leaf.grad, rtol=1e-3, atol=1e-4)

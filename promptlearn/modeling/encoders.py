@@ -3,12 +3,17 @@
 Written once for every method:
 - ``TextEncoder``: prompt embeddings -> text features (EOT pooling), optional deep prompts that replace
   the context slots at the input of chosen layers (MaPLe). It spends compute only on the tokens that can
-  change a pooled feature: the text transformer is causal, so every prompt is cut after its EOT, and
-  prompts of a batch are grouped by length (``length_groups``) so that a short class name is not padded
-  to the longest one; the last layer runs for the EOT position alone. Large per-image prompt batches are
-  split into chunks: without gradients to bound memory (``max_batch``), and with gradients when
-  ``recompute_batch`` is set, each chunk then keeping only its input and recomputing its activations in
-  backward (``torch.utils.checkpoint``), so that ImageNet's 1000 classes x every image fit one GPU.
+  change a pooled feature. The text transformer is causal, so
+  - every prompt is cut after its EOT, and the prompts of a batch are grouped by length
+    (``length_groups``), so that a short class name is not padded to the longest one;
+  - positions every class's prompt shares (SOT and the context words, when the class name comes last)
+    compute the same states for every class: they run once per image, and the classes' remaining
+    tokens attend to their keys and values (``shared_prefix``);
+  - the last layer runs for the EOT position alone.
+  Large per-image prompt batches are split into chunks: without gradients to bound memory
+  (``max_batch``), and with gradients when ``recompute_batch`` is set, each chunk then keeping only its
+  input and recomputing its activations in backward (``torch.utils.checkpoint``), so that ImageNet's
+  1000 classes x every image fit one GPU.
 - ``ImageEncoder``: images -> features, optionally the token sequence after every layer (GOPro) and
   visual prompts appended / replaced layer by layer (MaPLe). Without the token sequences the last layer
   runs for the class token alone.
@@ -22,10 +27,12 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.nn.attention.bias import causal_lower_right
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import UserError
 from .clip_compat import clip
+from .prompts import PromptLearner, count_tokens
 
 VisionTransformer = clip.model.VisionTransformer
 
@@ -33,28 +40,49 @@ VisionTransformer = clip.model.VisionTransformer
 #: fraction of the tokens that matter (fewer, larger calls; see ``length_groups``)
 LENGTH_SLACK = 0.1
 
+KeysValues = Tuple[torch.Tensor, torch.Tensor]
 
-def multihead_attention(attn: nn.MultiheadAttention, x: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Self-attention of ``attn`` over batch-first ``x`` (N, L, D)."""
+
+def _qkv(attn: nn.MultiheadAttention, x: torch.Tensor):
+    """Queries, keys and values of batch-first ``x`` (N, L, D), each (N, heads, L, D / heads)."""
     n, length, dim = x.shape
     heads = attn.num_heads
     qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias)
     qkv = qkv.view(n, length, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
-    out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_causal=causal)
-    out = out.transpose(1, 2).reshape(n, length, dim)
-    return attn.out_proj(out)
+    return qkv[0], qkv[1], qkv[2]
 
 
-def residual_block(block: nn.Module, x: torch.Tensor, causal: bool) -> torch.Tensor:
-    """One CLIP ``ResidualAttentionBlock`` (pre-LN attention, then pre-LN MLP) on batch-first ``x``."""
-    x = x + multihead_attention(block.attn, block.ln_1(x), causal)
-    return x + block.mlp(block.ln_2(x))
+def _merge_heads(attn: nn.MultiheadAttention, out: torch.Tensor) -> torch.Tensor:
+    n, heads, length, head_dim = out.shape
+    return attn.out_proj(out.transpose(1, 2).reshape(n, length, heads * head_dim))
 
 
-def residual_block_at(block: nn.Module, x: torch.Tensor, position: torch.Tensor, causal: bool) -> torch.Tensor:
+def _attention_block(block: nn.Module, x: torch.Tensor, causal: bool, prefix: Optional[KeysValues] = None):
+    """One CLIP ``ResidualAttentionBlock`` (pre-LN attention, then pre-LN MLP) on batch-first ``x``.
+
+    ``prefix``: keys and values (N, heads, P, D / heads) of P earlier positions that ``x``'s positions
+    also attend to (causal: ``x`` continues them). Returns the output and ``x``'s own keys and values.
+    """
+    q, k, v = _qkv(block.attn, block.ln_1(x))
+    if prefix is None:
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    else:
+        keys, values = torch.cat([prefix[0], k], dim=2), torch.cat([prefix[1], v], dim=2)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=causal_lower_right(q.shape[2], keys.shape[2]))
+    x = x + _merge_heads(block.attn, out)
+    return x + block.mlp(block.ln_2(x)), (k, v)
+
+
+def residual_block(block: nn.Module, x: torch.Tensor, causal: bool,
+                   prefix: Optional[KeysValues] = None) -> torch.Tensor:
+    return _attention_block(block, x, causal, prefix)[0]
+
+
+def residual_block_at(block: nn.Module, x: torch.Tensor, position: torch.Tensor, causal: bool,
+                      prefix: Optional[KeysValues] = None) -> torch.Tensor:
     """The output (N, D) of ``residual_block`` at one position per sequence (``position`` (N,)), computed for
-    that position alone: its query attends to every key (to the keys up to it if ``causal``), and the
-    MLP runs on that one token. Equals ``residual_block(block, x, causal)[arange(N), position]``."""
+    that position alone: its query attends to every key (to the keys up to it if ``causal``, after the
+    ``prefix`` ones), and the MLP runs on that one token. Equals ``residual_block(...)[arange(N), position]``."""
     n, length, dim = x.shape
     attn = block.attn
     heads = attn.num_heads
@@ -63,10 +91,15 @@ def residual_block_at(block: nn.Module, x: torch.Tensor, position: torch.Tensor,
     weight, bias = attn.in_proj_weight, attn.in_proj_bias
     q = F.linear(hidden[rows, position], weight[:dim], bias[:dim]).view(n, heads, 1, dim // heads)
     kv = F.linear(hidden, weight[dim:], bias[dim:]).view(n, length, 2, heads, dim // heads).permute(2, 0, 3, 1, 4)
+    keys, values = kv[0], kv[1]
+    offset = 0
+    if prefix is not None:
+        keys, values = torch.cat([prefix[0], keys], dim=2), torch.cat([prefix[1], values], dim=2)
+        offset = prefix[0].shape[2]
     mask = None
     if causal:
-        mask = (torch.arange(length, device=x.device) <= position[:, None]).view(n, 1, 1, length)
-    out = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask)
+        mask = (torch.arange(keys.shape[2], device=x.device) <= offset + position[:, None]).view(n, 1, 1, -1)
+    out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
     y = x[rows, position] + attn.out_proj(out.reshape(n, dim))
     return y + block.mlp(block.ln_2(y))
 
@@ -107,28 +140,70 @@ def length_groups(length_counts: Tuple[Tuple[int, int], ...], slack: float = LEN
     return tuple(reversed(ends))
 
 
-def tokens_processed(tokenized_prompts: torch.Tensor, mode: str = "grouped", slack: float = LENGTH_SLACK) -> int:
-    """Sequence positions the text transformer runs for these prompts: ``"full"`` (every position of the
-    context), ``"longest"`` (all cut after the longest EOT) or ``"grouped"`` (``length_groups``); the tokens
-    that matter, up to each prompt's own EOT, are ``"needed"``."""
-    eot = tokenized_prompts.reshape(-1, tokenized_prompts.shape[-1]).argmax(dim=-1)
+def plan_groups(lengths: torch.Tensor, copies: int = 1, grouped: bool = True) -> List[Tuple[int, torch.Tensor]]:
+    """The text-encoder calls for prompts of these token ``lengths`` (C,), each taken ``copies`` times (once
+    per image): (padded length, indices of the prompts) per call; one call in the prompts' own order when
+    ``grouped`` is False or one group suffices, else the prompts in increasing length."""
+    counts = torch.bincount(lengths).tolist()
+    ends = length_groups(tuple((length, count * copies) for length, count in enumerate(counts) if count))
+    if not grouped or len(ends) == 1:
+        return [(len(counts) - 1, torch.arange(lengths.numel(), device=lengths.device))]
+    order = torch.argsort(lengths, stable=True)
+    sizes, start = [], 0
+    for end in ends:
+        sizes.append(sum(counts[start: end + 1]))
+        start = end + 1
+    return list(zip(ends, order.split(sizes)))
+
+
+def common_prefix(tokenized_prompts: torch.Tensor) -> int:
+    """Positions at which every prompt of ``tokenized_prompts`` (C, L) has the same token id."""
+    same = (tokenized_prompts == tokenized_prompts[:1]).all(dim=0)
+    differs = (~same).nonzero()
+    return int(differs[0]) if differs.numel() else tokenized_prompts.shape[-1]
+
+
+def tokens_processed(tokenized_prompts: torch.Tensor, mode: str = "grouped", images: int = 1,
+                     shared_prefix: int = 0) -> int:
+    """Sequence positions the text transformer runs for ``images`` x these prompts (C, L): ``"full"`` (every
+    position of the context), ``"longest"`` (all cut after the longest EOT), ``"grouped"`` (``length_groups``;
+    with ``shared_prefix`` P, the first P positions once per image); ``"needed"``: each prompt up to its EOT."""
+    eot = tokenized_prompts.argmax(dim=-1)
+    lengths = eot + 1
     if mode == "full":
-        return eot.numel() * tokenized_prompts.shape[-1]
+        return images * eot.numel() * tokenized_prompts.shape[-1]
     if mode == "longest":
-        return eot.numel() * (int(eot.max()) + 1)
-    lengths = (eot + 1).tolist()
+        return images * eot.numel() * int(lengths.max())
     if mode == "needed":
-        return sum(lengths)
+        return images * int(lengths.sum())
     if mode != "grouped":
         raise ValueError(f"unknown mode {mode!r}")
-    counts = torch.bincount(eot + 1).tolist()
-    ends = length_groups(tuple((length, c) for length, c in enumerate(counts) if c), slack)
-    return sum(min(end for end in ends if end >= length) for length in lengths)
+    calls = plan_groups(lengths - shared_prefix, images)
+    return images * (shared_prefix + sum(end * index.numel() for end, index in calls))
 
 
-def _requires_grad(x: torch.Tensor, deep_prompts) -> bool:
-    tensors = [x, *(p for p in (deep_prompts or ()) if p is not None)]
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+def class_prompt_prefix(learner: Optional[nn.Module], tokenized_prompts: torch.Tensor) -> Optional[int]:
+    """Positions that every class's prompt of ``learner`` shares, for ``TextEncoder(shared_prefix=...)``.
+
+    A ``PromptLearner`` with one context for all classes and the class name last builds every prompt as
+    SOT, the context (one tensor, or one per image, expanded over the classes) and the prompt prefix's fixed
+    words, then the class name: 1 + the prefix's tokens. None (let the encoder decide) for other learners,
+    class-specific contexts or other class-token positions, or token ids that are not the learner's. A
+    subclass that changes how prompts are assembled declares ``shares_class_prefix = True`` if it keeps this.
+    """
+    if not isinstance(learner, PromptLearner) or tokenized_prompts is not learner.tokenized_prompts:
+        return None
+    cls = type(learner)
+    kept = cls.forward is PromptLearner.forward and cls.assemble is PromptLearner.assemble
+    if not (kept or cls.__dict__.get("shares_class_prefix", False)):
+        return None
+    if learner.class_token_position != "end" or learner.ctx.dim() != 2:
+        return None
+    return 1 + count_tokens(learner.prompt_prefix)
+
+
+def _requires_grad(tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 class TextEncoder(nn.Module):
@@ -141,8 +216,12 @@ class TextEncoder(nn.Module):
 
     ``truncate=False`` runs all L positions of every prompt (the reference code's cost);
     ``group_by_length=False`` cuts all prompts after the longest EOT; the default cuts each group of
-    ``length_groups`` after its own longest EOT. ``max_batch`` (no gradient) and ``recompute_batch``
-    (gradient; an attribute, set from ``MODEL.TEXT_RECOMPUTE_BATCH``) bound the sequences per call.
+    ``length_groups`` after its own longest EOT. ``shared_prefix`` P: the first P positions of the C
+    prompts of an image are the same (the caller built them from one context, so that their gradient is
+    the sum over classes); None: found from the token ids when no gradient is needed, else 0. Either way
+    the embeddings are checked equal before they are shared. ``max_batch`` (no gradient) and
+    ``recompute_batch`` (gradient; an attribute, set from ``MODEL.TEXT_RECOMPUTE_BATCH``) bound the
+    sequences per call.
     """
 
     def __init__(self, clip_model: nn.Module):
@@ -163,59 +242,118 @@ class TextEncoder(nn.Module):
 
     def forward(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor,
                 deep_prompts: Optional[Sequence[Optional[torch.Tensor]]] = None, truncate: bool = True,
-                max_batch: int = 0, group_by_length: bool = True) -> torch.Tensor:
+                max_batch: int = 0, group_by_length: bool = True, shared_prefix: Optional[int] = None) -> torch.Tensor:
         lead_shape = prompts.shape[:-2]
+        length, width = prompts.shape[-2:]
         eot = tokenized_prompts.argmax(dim=-1)
-        eot = eot.expand(lead_shape).reshape(-1)
-        x = prompts.reshape(-1, *prompts.shape[-2:])
+        per_class = tokenized_prompts.dim() == 2 and tuple(lead_shape[-1:]) == tuple(tokenized_prompts.shape[:1])
+        if not per_class:  # token ids broadcast over the prompts: one row of ids per prompt
+            eot = eot.expand(lead_shape).reshape(-1)
+        x = prompts.reshape(-1, eot.numel(), length, width)  # (images, C, L, D)
         if not truncate:
-            features = self._encode_batch(x, eot, deep_prompts, max_batch)
-        elif not group_by_length:
-            features = self._encode_batch(x[:, : int(eot.max()) + 1], eot, deep_prompts, max_batch)
-        else:
-            features = self._encode_grouped(x, eot, deep_prompts, max_batch)
+            group_by_length, shared_prefix = False, 0
+        elif shared_prefix != 0:
+            shared_prefix = self._shareable(x, tokenized_prompts if per_class else None, eot, deep_prompts,
+                                            shared_prefix)
+        features = self._encode_classes(x, eot, deep_prompts, max_batch, group_by_length, shared_prefix or 0,
+                                        full_length=not truncate)
         return features.reshape(*lead_shape, -1)
 
-    def _encode_grouped(self, x: torch.Tensor, eot: torch.Tensor, deep_prompts, max_batch: int) -> torch.Tensor:
-        counts = torch.bincount(eot + 1).tolist()
-        ends = length_groups(tuple((length, count) for length, count in enumerate(counts) if count))
-        if len(ends) == 1:
-            return self._encode_batch(x[:, : ends[0]], eot, deep_prompts, max_batch)
-        order = torch.argsort(eot, stable=True)
-        sizes, start = [], 0
-        for end in ends:
-            sizes.append(sum(counts[start: end + 1]))
-            start = end + 1
-        pieces = [self._encode_batch(x[:, :end].index_select(0, index), eot[index], deep_prompts, max_batch)
-                  for end, index in zip(ends, order.split(sizes))]
+    def _shareable(self, x: torch.Tensor, tokenized_prompts: Optional[torch.Tensor], eot: torch.Tensor,
+                   deep_prompts, declared: Optional[int]) -> int:
+        """How many leading positions the C prompts of each image may share (0: none)."""
+        if x.shape[1] < 2:
+            return 0
+        if declared is None:
+            if tokenized_prompts is None or _requires_grad([x, *(deep_prompts or ())]):
+                return 0
+            declared = common_prefix(tokenized_prompts)
+        prefix = min(declared, int(eot.min()))  # every EOT stays after the shared positions
+        replaced = max((p.shape[0] for p in (deep_prompts or ()) if p is not None), default=0)
+        if prefix < 2 or (replaced and prefix < 1 + replaced):
+            return 0
+        head = x[:, :, :prefix]
+        return prefix if torch.equal(head, head[:, :1].expand_as(head)) else 0
+
+    def _encode_classes(self, x: torch.Tensor, eot: torch.Tensor, deep_prompts, max_batch: int, grouped: bool,
+                        prefix: int, full_length: bool = False) -> torch.Tensor:
+        """Features (images, C, E) of ``x`` (images, C, L, D) whose prompts end at ``eot`` (C,)."""
+        images, classes = x.shape[:2]
+        prefix_states = self._prefix_states(x[:, 0, :prefix], deep_prompts) if prefix else None
+        lengths = eot + 1 - prefix
+        calls = [(x.shape[2], torch.arange(classes, device=x.device))] if full_length else \
+            plan_groups(lengths, images, grouped)
+        pieces = []
+        for end, index in calls:
+            part = x[:, :, prefix:prefix + end]
+            part = (part.index_select(1, index) if len(calls) > 1 else part).reshape(-1, end, x.shape[-1])
+            image_index = torch.arange(images, device=x.device).repeat_interleave(index.numel())
+            features = self._encode_batch(part, (eot[index] - prefix).repeat(images), deep_prompts, max_batch,
+                                          prefix_states, image_index, prefix)
+            pieces.append(features.view(images, index.numel(), -1))
+        if len(calls) == 1:
+            return pieces[0]
+        order = torch.cat([index for _, index in calls])
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(order.numel(), device=order.device)
-        return torch.cat(pieces).index_select(0, inverse)
+        return torch.cat(pieces, dim=1).index_select(1, inverse)
 
-    def _encode_batch(self, x: torch.Tensor, eot: torch.Tensor, deep_prompts, max_batch: int) -> torch.Tensor:
-        """``_encode`` over ``x`` (N, L, D), in chunks where a batch size bounds the call."""
-        if self.recompute_batch and _requires_grad(x, deep_prompts):
-            size = self.recompute_batch
-            return torch.cat([checkpoint(self._encode, x[i:i + size], eot[i:i + size], deep_prompts,
-                                         use_reentrant=False, preserve_rng_state=False)
-                              for i in range(0, x.shape[0], size)])
-        if max_batch and x.shape[0] > max_batch and not torch.is_grad_enabled():
-            return torch.cat([self._encode(x[i:i + max_batch], eot[i:i + max_batch], deep_prompts)
-                              for i in range(0, x.shape[0], max_batch)])
-        return self._encode(x, eot, deep_prompts)
-
-    def _encode(self, x: torch.Tensor, eot: torch.Tensor, deep_prompts) -> torch.Tensor:
+    def _prefix_states(self, head: torch.Tensor, deep_prompts) -> List[KeysValues]:
+        """Keys and values, at every layer, of the positions the C prompts of each image share (images, P, D)."""
         dtype = self.dtype
-        x = x.type(dtype) + self.positional_embedding[: x.shape[1]].type(dtype)
+        x = head.type(dtype) + self.positional_embedding[: head.shape[1]].type(dtype)
+        blocks = self.transformer.resblocks
+        states = []
+        for i, block in enumerate(blocks):
+            x = self._insert_deep_prompts(x, deep_prompts, i)
+            if i < len(blocks) - 1:
+                x, keys_values = _attention_block(block, x, causal=True)
+            else:  # the last layer's output at these positions is not pooled
+                keys_values = _qkv(block.attn, block.ln_1(x))[1:]
+            states.append(keys_values)
+        return states
+
+    def _encode_batch(self, x: torch.Tensor, eot: torch.Tensor, deep_prompts, max_batch: int,
+                      prefix_states=None, image_index=None, offset: int = 0) -> torch.Tensor:
+        """``_encode`` over ``x`` (N, L, D), in chunks where a batch size bounds the call."""
+        tensors = [x, *(deep_prompts or ()), *(t for kv in (prefix_states or ()) for t in kv)]
+        if self.recompute_batch and _requires_grad(tensors):
+            size = self.recompute_batch
+        elif max_batch and x.shape[0] > max_batch and not torch.is_grad_enabled():
+            size = max_batch
+        else:
+            return self._encode(x, eot, deep_prompts, prefix_states, image_index, offset)
+        chunks = []
+        for i in range(0, x.shape[0], size):
+            args = (x[i:i + size], eot[i:i + size], deep_prompts, prefix_states,
+                    None if image_index is None else image_index[i:i + size], offset)
+            chunks.append(checkpoint(self._encode, *args, use_reentrant=False, preserve_rng_state=False)
+                          if torch.is_grad_enabled() else self._encode(*args))
+        return torch.cat(chunks)
+
+    def _insert_deep_prompts(self, x: torch.Tensor, deep_prompts, layer: int) -> torch.Tensor:
+        if deep_prompts is None or not 0 < layer < len(deep_prompts) or deep_prompts[layer] is None:
+            return x
+        prompt = deep_prompts[layer].type(x.dtype).expand(x.shape[0], -1, -1)
+        return torch.cat([x[:, :1], prompt, x[:, 1 + prompt.shape[1]:]], dim=1)
+
+    def _encode(self, x: torch.Tensor, eot: torch.Tensor, deep_prompts, prefix_states=None, image_index=None,
+                offset: int = 0) -> torch.Tensor:
+        """Features of ``x`` (N, L, D) at positions ``offset ..``; ``prefix_states``: the keys and values of the
+        ``offset`` positions before them, per image (``image_index`` (N,)); ``eot`` counts from ``offset``."""
+        dtype = self.dtype
+        x = x.type(dtype) + self.positional_embedding[offset: offset + x.shape[1]].type(dtype)
         blocks = self.transformer.resblocks
         for i, block in enumerate(blocks):
-            if deep_prompts is not None and i > 0 and i < len(deep_prompts) and deep_prompts[i] is not None:
-                prompt = deep_prompts[i].type(dtype).expand(x.shape[0], -1, -1)
-                x = torch.cat([x[:, :1], prompt, x[:, 1 + prompt.shape[1]:]], dim=1)
+            prefix = None
+            if prefix_states is None:
+                x = self._insert_deep_prompts(x, deep_prompts, i)
+            else:  # deep prompts replace shared positions: they are in the prefix's states
+                prefix = tuple(t.index_select(0, image_index) for t in prefix_states[i])
             if i < len(blocks) - 1:
-                x = residual_block(block, x, causal=True)
+                x = residual_block(block, x, causal=True, prefix=prefix)
             else:  # only the EOT position is pooled
-                x = residual_block_at(block, x, eot, causal=True)
+                x = residual_block_at(block, x, eot, causal=True, prefix=prefix)
         return self.ln_final(x).type(dtype) @ self.text_projection
 
 
