@@ -97,8 +97,9 @@ def parse_args(description: str, argv=None, add_arguments: Optional[Callable] = 
     parser.add_argument("--backbone", default="",
                         help=f"a tiny backbone ({', '.join(n for n in tiny_names())}) or an OpenAI shape with random "
                              f"weights ({', '.join(OPENAI_SHAPES)}); default {DEFAULT_BACKBONE}")
-    parser.add_argument("--precision", default="", choices=["", "fp16", "fp32"],
-                        help="fp16 (CLIP's weights, the default on CUDA) or fp32 (the default and only choice on CPU)")
+    parser.add_argument("--precision", default="", choices=["", "fp16", "fp32", "amp"],
+                        help="fp16 (CLIP's weights, the default on CUDA), fp32 (the default on CPU) or amp (fp32 "
+                             "weights under autocast: fp16 on CUDA, bfloat16 on a CPU; whole steps only)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each path (the median is kept)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch (default: torch's choice); 1 gives steadier CPU timings on a "
@@ -158,7 +159,9 @@ def classnames(count: int) -> List[str]:
 
 
 def tolerances(precision: str) -> dict:
-    return dict(rtol=2e-2, atol=2e-2) if precision == "fp16" else dict(rtol=1e-4, atol=1e-4)
+    """Of the equality checks: fp32; fp16 (11 significant bits); amp (bfloat16's 8 on a CPU)."""
+    return {"fp32": dict(rtol=1e-4, atol=1e-4), "fp16": dict(rtol=2e-2, atol=2e-2)}.get(precision,
+                                                                                        dict(rtol=6e-2, atol=6e-2))
 
 
 def assert_same(naive: torch.Tensor, optimized: torch.Tensor, precision: str, what: str) -> None:
@@ -233,8 +236,11 @@ def timing_text(samples: Sequence[float]) -> str:
     return f"{_time_text(median(samples))} ±{spread(samples) * 100:.0f}%"
 
 
-def _bytes_text(count: Optional[int]) -> str:
-    return "-" if count is None else f"{count / 2**20:.1f} MiB"
+def size_text(count: Optional[float]) -> str:
+    """Bytes as "12.06 GiB" or "35.2 MiB"; "-" for None."""
+    if count is None:
+        return "-"
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def format_table(results: List[Result]) -> str:
@@ -248,7 +254,7 @@ def format_table(results: List[Result]) -> str:
         row = [r.case, timing_text(r.naive_samples), timing_text(r.optimized_samples), f"{r.speedup:.2f}x"]
         if show_memory:
             ratio = "-" if r.memory_ratio is None else f"{r.memory_ratio:.2f}x"
-            row += [_bytes_text(r.naive_bytes), _bytes_text(r.optimized_bytes), ratio]
+            row += [size_text(r.naive_bytes), size_text(r.optimized_bytes), ratio]
         row.append(r.detail)
         rows.append(row)
     return tabulate(rows, headers=headers, disable_numparse=True)

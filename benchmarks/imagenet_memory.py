@@ -24,7 +24,7 @@ import torch
 from tabulate import tabulate
 
 from benchmarks.class_names import IMAGENET
-from benchmarks.common import build_clip, input_resolution, main, peak_bytes, resolve
+from benchmarks.common import build_clip, input_resolution, main, peak_bytes, resolve, size_text
 from benchmarks.memory import saved_bytes, sequence_bytes, text_step_bytes
 from benchmarks.whole_step import Built, method_config
 from promptlearn.modeling.encoders import class_prompt_prefix
@@ -55,18 +55,12 @@ class MemoryResult:
         return {**asdict(self), "predicted": self.predicted}
 
 
-def _size(count) -> str:
-    if count is None:
-        return "-"
-    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
-
-
 def format_memory(results: List[MemoryResult]) -> str:
     headers = ["method", "C", "B", "recompute", "official text", "ours text", "ours other", "predicted peak",
                "measured peak", "saved text (measured)"]
-    rows = [[r.method, r.classes, r.batch, r.recompute_batch or "off", _size(r.reference_text_bytes),
-             _size(r.text_bytes), _size(r.other_bytes), _size(r.predicted), _size(r.measured_peak),
-             _size(r.measured_saved)] for r in results]
+    rows = [[r.method, r.classes, r.batch, r.recompute_batch or "off", size_text(r.reference_text_bytes),
+             size_text(r.text_bytes), size_text(r.other_bytes), size_text(r.predicted), size_text(r.measured_peak),
+             size_text(r.measured_saved)] for r in results]
     return tabulate(rows, headers=headers, disable_numparse=True)
 
 
@@ -108,8 +102,9 @@ def run(device: str = "cpu", backbone: str = "", precision: str = "", repeats: i
             model, learner = built.model, built.model.prompt_learner
             copies = VIEWS[method] * batch
             prefix = class_prompt_prefix(learner, learner.tokenized_prompts) or 0
+            target = torch.device("cuda") if as_fp16 else device  # --as-fp16: predicted for a GPU
             text = text_step_bytes(model.text_encoder, learner.tokenized_prompts, copies, device, recompute_batch,
-                                   prefix)
+                                   prefix, target)
             per_sequence, _ = sequence_bytes(model.text_encoder, 77, device)
             tokens = model.image_encoder.num_tokens
             result = MemoryResult(method, count, batch, recompute_batch, text["backward_peak_bytes"],

@@ -6,12 +6,12 @@ peaks (``torch.cuda.max_memory_allocated``) from a CPU.
 given tensors excluded); ``text_step_bytes`` extrapolates a ``TextEncoder`` pass over per-image prompts
 from passes over 2 and 4 prompts of each length the pass groups, with or without recomputation.
 """
-from typing import Callable, Iterable, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from promptlearn.modeling.encoders import plan_groups
+from promptlearn.modeling.encoders import call_overhead_tokens, plan_groups, worth_sharing
 
 
 def saved_bytes(fn: Callable, exclude: Iterable[torch.Tensor] = ()) -> Tuple[int, object]:
@@ -40,12 +40,13 @@ def _pass_bytes(text_encoder: nn.Module, length: int, classes: int, prefix: int,
                           requires_grad=True)
     tokenized = torch.ones(classes, prefix + length, dtype=torch.long, device=device)
     tokenized[:, -1] = 2  # the EOT (the largest id) last
-    recompute, text_encoder.recompute_batch = text_encoder.recompute_batch, 0
+    settings = text_encoder.recompute_batch, text_encoder.call_overhead
+    text_encoder.recompute_batch, text_encoder.call_overhead = 0, 0  # the large pass's structure, on a sample
     try:
         count, _ = saved_bytes(lambda: text_encoder(prompts, tokenized, shared_prefix=prefix),
                                exclude=list(text_encoder.parameters()))
     finally:
-        text_encoder.recompute_batch = recompute
+        text_encoder.recompute_batch, text_encoder.call_overhead = settings
     return count
 
 
@@ -58,18 +59,22 @@ def sequence_bytes(text_encoder: nn.Module, length: int, device: torch.device, p
 
 
 def text_step_bytes(text_encoder: nn.Module, tokenized: torch.Tensor, copies: int, device: torch.device,
-                    recompute_batch: int = 0, shared_prefix: int = 0) -> dict:
-    """Predicted memory of one text pass over ``copies`` (images x views) x C prompts (C = rows of ``tokenized``).
+                    recompute_batch: int = 0, shared_prefix: int = 0, target: Optional[torch.device] = None) -> dict:
+    """Predicted memory of one text pass over ``copies`` (images x views) x C prompts (C = rows of ``tokenized``),
+    counted on ``device`` for a run on ``target`` (default: the same; it decides the length groups).
 
     Without recomputation autograd keeps every prompt's activations: sum over the length groups of prompts
     x bytes per prompt, plus the shared positions once per image. With ``recompute_batch`` N each chunk
     keeps its input (N x length x width values) and, in backward, one chunk's activations exist at a time.
     """
     element = torch.finfo(text_encoder.dtype).bits // 8
+    overhead = call_overhead_tokens(text_encoder, target or device)
+    if not worth_sharing(copies, tokenized.shape[0], shared_prefix, overhead):  # as the encoder decides
+        shared_prefix = 0
     lengths = tokenized.argmax(dim=-1) + 1 - shared_prefix
     kept = inputs = largest_chunk = 0.0
     per_image = 0.0
-    for end, index in plan_groups(lengths, copies):
+    for end, index in plan_groups(lengths, copies, overhead=overhead):
         per_prompt, per_image = sequence_bytes(text_encoder, end, device, shared_prefix)
         prompts = copies * index.numel()
         kept += per_prompt * prompts

@@ -13,8 +13,14 @@ import torch
 
 from benchmarks.memory import saved_bytes
 from promptlearn.errors import UserError
-from promptlearn.modeling import ImageEncoder, PromptLearner, TextEncoder, load_clip, tokenize
-from promptlearn.modeling.encoders import LENGTH_SLACK, class_prompt_prefix, length_groups, tokens_processed
+from promptlearn.modeling import ImageEncoder, PromptLearner, TextEncoder, encoders, load_clip, tokenize
+from promptlearn.modeling.encoders import (
+    LENGTH_SLACK,
+    call_overhead_tokens,
+    class_prompt_prefix,
+    length_groups,
+    tokens_processed,
+)
 from promptlearn.modeling.prompts import embed_tokens
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -164,6 +170,12 @@ def brute_force_groups(length_counts, slack):
     return best
 
 
+@pytest.fixture
+def no_call_overhead(monkeypatch):
+    """Group and share however few tokens it saves (the tiny encoder's passes cost more than its tokens)."""
+    monkeypatch.setattr(encoders, "CALL_OVERHEAD_FLOPS", {"cpu": 0})
+
+
 def test_length_groups_are_the_fewest_within_the_bound():
     # 10 prompts of 5 tokens, 10 of 6 and one of 20: padding all to 20 costs 420 tokens for 130 that matter
     assert length_groups(((5, 10), (6, 10), (20, 1)), slack=0.1) == (6, 20)
@@ -178,6 +190,9 @@ def test_length_groups_are_the_fewest_within_the_bound():
         expected, cost = brute_force_groups(length_counts, slack)
         assert len(ends) == len(expected)
         assert sum(c * min(e for e in ends if e >= length) for length, c in length_counts) == cost
+    # a further group must save more tokens than one more call costs
+    assert length_groups(((5, 10), (6, 10), (20, 1)), slack=0.1, overhead=279) == (6, 20)  # 420 -> 140 tokens
+    assert length_groups(((5, 10), (6, 10), (20, 1)), slack=0.1, overhead=280) == (20,)
 
 
 def test_imagenet_and_caltech_prompts_cost_close_to_the_tokens_that_matter():
@@ -212,7 +227,7 @@ def values_and_gradients(encoder, learner, shift, deep, **kwargs):
     return features.detach(), [leaf.grad.clone() for leaf in (shift, *deep[1:])]
 
 
-def test_length_grouping_equals_the_padded_batch_with_gradients(clips):
+def test_length_grouping_equals_the_padded_batch_with_gradients(clips, no_call_overhead):
     model = clips["tiny-ViT"]
     encoder = TextEncoder(model)
     learner, shift, deep = per_image_case(model)
@@ -227,7 +242,7 @@ def test_length_grouping_equals_the_padded_batch_with_gradients(clips):
             torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips):
+def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips, no_call_overhead):
     model = clips["tiny-ViT"]
     encoder = TextEncoder(model)
     learner, shift, deep = per_image_case(model)
@@ -262,7 +277,7 @@ def encoder_inputs(encoder):
     return shapes, hook
 
 
-def test_shared_prefix_runs_once_per_image_and_equals_separate_prompts(clips):
+def test_shared_prefix_runs_once_per_image_and_equals_separate_prompts(clips, no_call_overhead):
     model = clips["tiny-ViT"]
     encoder = TextEncoder(model)
     learner, shift, deep = per_image_case(model)
@@ -275,6 +290,7 @@ def test_shared_prefix_runs_once_per_image_and_equals_separate_prompts(clips):
     finally:
         hook.remove()
     assert shapes[0] == (3, prefix)  # the shared positions: one sequence per image
+    assert len(shapes) > 2  # and the classes in several length groups
     assert all(length <= 77 - prefix for _, length in shapes[1:])
     torch.testing.assert_close(shared, separate, **TOL)
     for got, expected in zip(shared_grads, separate_grads):
@@ -286,7 +302,7 @@ def test_shared_prefix_runs_once_per_image_and_equals_separate_prompts(clips):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_prefix_is_shared_only_when_it_is_one_context_for_every_class(clips):
+def test_prefix_is_shared_only_when_it_is_one_context_for_every_class(clips, no_call_overhead):
     model = clips["tiny-ViT"]
     encoder = TextEncoder(model)
     torch.manual_seed(4)
@@ -311,3 +327,20 @@ def test_prefix_is_shared_only_when_it_is_one_context_for_every_class(clips):
     leaf.grad = None
     (encoder(leaf, csc.tokenized_prompts, truncate=False) * weights).sum().backward()
     torch.testing.assert_close(grad, leaf.grad, rtol=1e-3, atol=1e-4)
+
+
+def test_small_batches_stay_one_call(clips):
+    """The tiny encoder's passes cost more than the few tokens a split would save: one call, no shared pass."""
+    model = clips["tiny-ViT"]
+    encoder = TextEncoder(model)
+    learner, shift, _ = per_image_case(model, requires_grad=False)
+    assert call_overhead_tokens(encoder, torch.device("cpu")) > 3 * len(CLASSNAMES) * 5
+    shapes, hook = encoder_inputs(encoder)
+    try:
+        with torch.no_grad():
+            got = encoder(learner(shift), learner.tokenized_prompts)
+    finally:
+        hook.remove()
+    assert shapes == [(3 * len(CLASSNAMES), learner.tokenized_prompts.shape[1])]
+    with torch.no_grad():
+        torch.testing.assert_close(got, encoder(learner(shift), learner.tokenized_prompts, truncate=False), **TOL)

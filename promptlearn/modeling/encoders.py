@@ -39,6 +39,10 @@ VisionTransformer = clip.model.VisionTransformer
 #: prompts of different lengths share a text-encoder call while the tokens it processes stay within this
 #: fraction of the tokens that matter (fewer, larger calls; see ``length_groups``)
 LENGTH_SLACK = 0.1
+#: the fixed cost of one more pass through the text transformer (its operations' launch and dispatch), as the
+#: floating-point work it could have done instead: about 2 ms of a CPU core, or 1 ms of a GPU's tensor cores.
+#: A split into length groups or a shared prefix that saves fewer tokens' work than this is not made.
+CALL_OVERHEAD_FLOPS = {"cpu": 1e8, "cuda": 3e11}
 
 KeysValues = Tuple[torch.Tensor, torch.Tensor]
 
@@ -104,9 +108,25 @@ def residual_block_at(block: nn.Module, x: torch.Tensor, position: torch.Tensor,
     return y + block.mlp(block.ln_2(y))
 
 
+def call_overhead_tokens(encoder: nn.Module, device: torch.device) -> int:
+    """``CALL_OVERHEAD_FLOPS`` in tokens of ``encoder`` (a transformer layer does ~24 width^2 operations per token),
+    unless ``encoder.call_overhead`` sets it."""
+    if getattr(encoder, "call_overhead", None) is not None:
+        return encoder.call_overhead
+    flops_per_token = 24 * encoder.width ** 2 * encoder.num_layers
+    return int(CALL_OVERHEAD_FLOPS.get(device.type, CALL_OVERHEAD_FLOPS["cpu"]) / flops_per_token)
+
+
+def worth_sharing(images: int, classes: int, prefix: int, overhead: int) -> bool:
+    """Whether running ``prefix`` shared positions once per image saves more tokens than their own pass costs."""
+    return images * (classes - 1) * prefix > overhead
+
+
 @functools.lru_cache(maxsize=256)
-def length_groups(length_counts: Tuple[Tuple[int, int], ...], slack: float = LENGTH_SLACK) -> Tuple[int, ...]:
-    """The fewest groups of prompt lengths whose padded cost stays within ``1 + slack`` of the tokens that matter.
+def length_groups(length_counts: Tuple[Tuple[int, int], ...], slack: float = LENGTH_SLACK,
+                  overhead: int = 0) -> Tuple[int, ...]:
+    """The fewest groups of prompt lengths whose padded cost stays within ``1 + slack`` of the tokens that matter,
+    or that a further group would improve by no more than ``overhead`` tokens (the cost of one more call).
 
     ``length_counts``: (length, number of prompts) pairs in increasing length. A group holds consecutive
     lengths and pads them to its longest; it costs (its prompts) x (its longest length) tokens. Returns
@@ -120,6 +140,7 @@ def length_groups(length_counts: Tuple[Tuple[int, int], ...], slack: float = LEN
     needed = sum(length * count for length, count in length_counts)
     m = len(lengths)
     best = [0] + [float("inf")] * m  # best[j]: least cost of the j shortest lengths in k groups
+    previous = float("inf")
     splits: List[List[int]] = []
     for k in range(1, m + 1):
         cost = [float("inf")] * (m + 1)
@@ -129,8 +150,10 @@ def length_groups(length_counts: Tuple[Tuple[int, int], ...], slack: float = LEN
                 candidate = best[i] + (cumulative[j] - cumulative[i]) * lengths[j - 1]
                 if candidate < cost[j]:
                     cost[j], split[j] = candidate, i
+        if splits and previous - cost[m] <= overhead:
+            break  # one more group would not pay for its call
         splits.append(split)
-        best = cost
+        best, previous = cost, cost[m]
         if best[m] <= (1 + slack) * needed:
             break
     ends, j = [], m
@@ -140,12 +163,14 @@ def length_groups(length_counts: Tuple[Tuple[int, int], ...], slack: float = LEN
     return tuple(reversed(ends))
 
 
-def plan_groups(lengths: torch.Tensor, copies: int = 1, grouped: bool = True) -> List[Tuple[int, torch.Tensor]]:
+def plan_groups(lengths: torch.Tensor, copies: int = 1, grouped: bool = True,
+                overhead: int = 0) -> List[Tuple[int, torch.Tensor]]:
     """The text-encoder calls for prompts of these token ``lengths`` (C,), each taken ``copies`` times (once
     per image): (padded length, indices of the prompts) per call; one call in the prompts' own order when
     ``grouped`` is False or one group suffices, else the prompts in increasing length."""
     counts = torch.bincount(lengths).tolist()
-    ends = length_groups(tuple((length, count * copies) for length, count in enumerate(counts) if count))
+    ends = length_groups(tuple((length, count * copies) for length, count in enumerate(counts) if count),
+                         overhead=overhead)
     if not grouped or len(ends) == 1:
         return [(len(counts) - 1, torch.arange(lengths.numel(), device=lengths.device))]
     order = torch.argsort(lengths, stable=True)
@@ -164,10 +189,11 @@ def common_prefix(tokenized_prompts: torch.Tensor) -> int:
 
 
 def tokens_processed(tokenized_prompts: torch.Tensor, mode: str = "grouped", images: int = 1,
-                     shared_prefix: int = 0) -> int:
+                     shared_prefix: int = 0, overhead: int = 0) -> int:
     """Sequence positions the text transformer runs for ``images`` x these prompts (C, L): ``"full"`` (every
-    position of the context), ``"longest"`` (all cut after the longest EOT), ``"grouped"`` (``length_groups``;
-    with ``shared_prefix`` P, the first P positions once per image); ``"needed"``: each prompt up to its EOT."""
+    position of the context), ``"longest"`` (all cut after the longest EOT), ``"grouped"`` (``length_groups``
+    with a call ``overhead``; with ``shared_prefix`` P, the first P positions once per image); ``"needed"``:
+    each prompt up to its EOT."""
     eot = tokenized_prompts.argmax(dim=-1)
     lengths = eot + 1
     if mode == "full":
@@ -178,7 +204,7 @@ def tokens_processed(tokenized_prompts: torch.Tensor, mode: str = "grouped", ima
         return images * int(lengths.sum())
     if mode != "grouped":
         raise ValueError(f"unknown mode {mode!r}")
-    calls = plan_groups(lengths - shared_prefix, images)
+    calls = plan_groups(lengths - shared_prefix, images, overhead=overhead)
     return images * (shared_prefix + sum(end * index.numel() for end, index in calls))
 
 
@@ -235,6 +261,8 @@ class TextEncoder(nn.Module):
         self.output_dim = clip_model.text_projection.shape[1]
         #: > 0: passes that need gradients run in chunks of this many sequences, recomputed in backward
         self.recompute_batch = 0
+        #: the fixed cost of a pass in tokens; None: ``CALL_OVERHEAD_FLOPS`` of the device
+        self.call_overhead: Optional[int] = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -272,6 +300,8 @@ class TextEncoder(nn.Module):
         replaced = max((p.shape[0] for p in (deep_prompts or ()) if p is not None), default=0)
         if prefix < 2 or (replaced and prefix < 1 + replaced):
             return 0
+        if not worth_sharing(x.shape[0], x.shape[1], prefix, call_overhead_tokens(self, x.device)):
+            return 0
         head = x[:, :, :prefix]
         return prefix if torch.equal(head, head[:, :1].expand_as(head)) else 0
 
@@ -282,7 +312,7 @@ class TextEncoder(nn.Module):
         prefix_states = self._prefix_states(x[:, 0, :prefix], deep_prompts) if prefix else None
         lengths = eot + 1 - prefix
         calls = [(x.shape[2], torch.arange(classes, device=x.device))] if full_length else \
-            plan_groups(lengths, images, grouped)
+            plan_groups(lengths, images, grouped, call_overhead_tokens(self, x.device))
         pieces = []
         for end, index in calls:
             part = x[:, :, prefix:prefix + end]
