@@ -70,7 +70,7 @@ METHODS = tuple(CONFIGS)
 #: class counts and test batch per setting: Caltech-like (5 base classes of a synthetic Caltech101, as in
 #: the issue's measurement) up to ImageNet-like counts where the device allows
 PRESETS = {
-    "cpu-tiny": {"classes": (5, 50, 100), "eval_batch": 100, "budget_gb": 3.0},
+    "cpu-tiny": {"classes": (5, 50, 100), "eval_batch": 32, "budget_gb": 3.0},
     "cpu-vit": {"classes": (5,), "eval_batch": 10, "budget_gb": 6.0},
     "cuda": {"classes": (5, 50, 100, 500, 1000), "eval_batch": 100, "budget_gb": 0.0},  # 0: 90% of free memory
 }

@@ -227,6 +227,13 @@ def values_and_gradients(encoder, learner, shift, deep, **kwargs):
     return features.detach(), [leaf.grad.clone() for leaf in (shift, *deep[1:])]
 
 
+def assert_same_pass(got, expected) -> None:
+    """(features, gradients) of two passes equal within float tolerance."""
+    torch.testing.assert_close(got[0], expected[0], **TOL)
+    for a, b in zip(got[1], expected[1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_length_grouping_equals_the_padded_batch_with_gradients(clips, no_call_overhead):
     model = clips["tiny-ViT"]
     encoder = TextEncoder(model)
@@ -234,12 +241,9 @@ def test_length_grouping_equals_the_padded_batch_with_gradients(clips, no_call_o
     eot = learner.tokenized_prompts.argmax(-1)
     counts = torch.bincount(eot + 1).tolist()
     assert len(length_groups(tuple((n, c) for n, c in enumerate(counts) if c))) > 1  # several groups form
-    grouped, grouped_grads = values_and_gradients(encoder, learner, shift, deep)
+    grouped = values_and_gradients(encoder, learner, shift, deep)
     for kwargs in ({"group_by_length": False}, {"truncate": False}):
-        padded, padded_grads = values_and_gradients(encoder, learner, shift, deep, **kwargs)
-        torch.testing.assert_close(grouped, padded, **TOL)
-        for got, expected in zip(grouped_grads, padded_grads):
-            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+        assert_same_pass(grouped, values_and_gradients(encoder, learner, shift, deep, **kwargs))
 
 
 def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips, no_call_overhead):
@@ -248,7 +252,7 @@ def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips,
     learner, shift, deep = per_image_case(model)
     weights = list(model.parameters())
     kept_all, _ = saved_bytes(lambda: values_and_gradients(encoder, learner, shift, deep), exclude=weights)
-    whole, whole_grads = values_and_gradients(encoder, learner, shift, deep)
+    whole = values_and_gradients(encoder, learner, shift, deep)
     encoder.recompute_batch = 4  # 3 images x 6 classes = 18 sequences, in chunks of 4 per length group
     calls = []
     hook = encoder.transformer.resblocks[0].ln_1.register_forward_hook(lambda *_: calls.append(1))
@@ -256,16 +260,14 @@ def test_recomputed_chunks_equal_the_whole_pass_and_keep_only_their_input(clips,
         kept_chunked, _ = saved_bytes(lambda: encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep),
                                       exclude=weights)
         forward_calls = len(calls)
-        chunked, chunked_grads = values_and_gradients(encoder, learner, shift, deep)
+        chunked = values_and_gradients(encoder, learner, shift, deep)
     finally:
         hook.remove()
-    torch.testing.assert_close(chunked, whole, **TOL)
-    for got, expected in zip(chunked_grads, whole_grads):
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert_same_pass(chunked, whole)
     assert kept_chunked < 0.2 * kept_all  # activations are not kept ...
     assert forward_calls >= 5 and len(calls) == 3 * forward_calls  # ... but recomputed, chunk by chunk, in backward
     with torch.no_grad():  # no gradient: the evaluation chunking applies, no checkpointing
-        torch.testing.assert_close(encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep), whole,
+        torch.testing.assert_close(encoder(learner(shift), learner.tokenized_prompts, deep_prompts=deep), whole[0],
                                    **TOL)
 
 
@@ -283,23 +285,18 @@ def test_shared_prefix_runs_once_per_image_and_equals_separate_prompts(clips, no
     learner, shift, deep = per_image_case(model)
     prefix = class_prompt_prefix(learner, learner.tokenized_prompts)
     assert prefix == 1 + 4  # SOT and the 4 context tokens
-    separate, separate_grads = values_and_gradients(encoder, learner, shift, deep, truncate=False)
+    separate = values_and_gradients(encoder, learner, shift, deep, truncate=False)
     shapes, hook = encoder_inputs(encoder)
     try:
-        shared, shared_grads = values_and_gradients(encoder, learner, shift, deep, shared_prefix=prefix)
+        shared = values_and_gradients(encoder, learner, shift, deep, shared_prefix=prefix)
     finally:
         hook.remove()
     assert shapes[0] == (3, prefix)  # the shared positions: one sequence per image
     assert len(shapes) > 2  # and the classes in several length groups
     assert all(length <= 77 - prefix for _, length in shapes[1:])
-    torch.testing.assert_close(shared, separate, **TOL)
-    for got, expected in zip(shared_grads, separate_grads):
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert_same_pass(shared, separate)
     encoder.recompute_batch = 5  # and with the classes' chunks recomputed in backward
-    recomputed, recomputed_grads = values_and_gradients(encoder, learner, shift, deep, shared_prefix=prefix)
-    torch.testing.assert_close(recomputed, separate, **TOL)
-    for got, expected in zip(recomputed_grads, separate_grads):
-        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert_same_pass(values_and_gradients(encoder, learner, shift, deep, shared_prefix=prefix), separate)
 
 
 def test_prefix_is_shared_only_when_it_is_one_context_for_every_class(clips, no_call_overhead):
