@@ -24,7 +24,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py sets it (see contention.py)
+if "--measure-here" not in sys.argv:  # a measuring child runs under the policy its parent gave it
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py sets it
 
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
