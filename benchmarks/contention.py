@@ -91,8 +91,9 @@ def previous_views(case: MethodCase) -> Compose:
     return Compose(transforms)
 
 
-def measure_here(device: str, backbone: str, precision: str, repeats: int, classes: int, load: int):
-    """One measurement in this process (under whatever wait policy it started with)."""
+def measure_here(device: str, backbone: str, precision: str, repeats: int, classes: int, load: int,
+                 policy: str = "as started"):
+    """One measurement in this process, under the wait policy it started with (``policy`` names it)."""
     device, backbone, precision = resolve(device, backbone, precision)
     clip_model = build_clip(backbone, device, precision)
     case = MethodCase("GOPro", clip_model, classes, device, precision, eval_batch=1)
@@ -118,7 +119,6 @@ def measure_here(device: str, backbone: str, precision: str, repeats: int, class
             for name, seconds in time_paths(paths, device, 1, warm_up=False, first_round=i).items():
                 busy[name] += seconds
             load_busy = f"{machine_load()} with {load} busy process(es) started here"
-    policy = os.environ.get("OMP_WAIT_POLICY", "default")
     return [ContentionResult(policy, name, quiet[name], busy[name], load_quiet, load_busy) for name in paths]
 
 
@@ -132,7 +132,8 @@ def run(device: str = "cpu", backbone: str = "", precision: str = "", repeats: i
             env["OMP_WAIT_POLICY"] = policy
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "results.json")
-            command = [sys.executable, os.path.abspath(__file__), "--measure-here", out, "--device", device,
+            command = [sys.executable, os.path.abspath(__file__), "--measure-here", out, "--policy", policy,
+                       "--device", device,
                        "--repeats", str(repeats), "--classes", str(classes), "--load", str(load)]
             command += ["--backbone", backbone] if backbone else []
             command += ["--precision", precision] if precision else []
@@ -154,6 +155,7 @@ def child(argv) -> None:
     """``--measure-here OUT ...``: one measurement in this process, written to OUT."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--measure-here", required=True)
+    parser.add_argument("--policy", required=True)
     for name, kind, default in (("--device", str, "cpu"), ("--backbone", str, ""), ("--precision", str, ""),
                                 ("--repeats", int, 5), ("--classes", int, 5), ("--load", int, 1),
                                 ("--threads", int, 0)):
@@ -161,7 +163,8 @@ def child(argv) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = measure_here(args.device, args.backbone, args.precision, args.repeats, args.classes, args.load)
+    results = measure_here(args.device, args.backbone, args.precision, args.repeats, args.classes, args.load,
+                           args.policy)
     with open(args.measure_here, "w") as f:
         json.dump([asdict(r) for r in results], f)
 
