@@ -18,6 +18,11 @@ import logging
 import os
 import sys
 
+# OpenMP threads that reach a barrier sleep instead of spinning. On a CPU that other processes share, spinning
+# threads wait for one that lost its core: steps ran several times slower (benchmarks/contention.py). Read when
+# torch loads OpenMP, hence before the import; an OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import torch
 
 import datasets  # noqa: F401  (registers the dataset readers)

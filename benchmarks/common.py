@@ -6,10 +6,12 @@ naive, ...) after a warm-up, and each one's median is kept, so that a machine th
 the run slows both alike. Absolute times depend on the machine and are printed only for information.
 """
 import argparse
+import json
+import os
 import statistics
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Optional
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from tabulate import tabulate
@@ -46,16 +48,33 @@ CLASSNAMES = [
 ]
 
 
+def median(samples: Sequence[float]) -> float:
+    return statistics.median(samples)
+
+
+def spread(samples: Sequence[float]) -> float:
+    """Half the range of ``samples`` relative to their median (0.05: every run within about +/-5%)."""
+    return (max(samples) - min(samples)) / 2 / statistics.median(samples)
+
+
 @dataclass
 class Result:
-    """One row of the table: a case measured along both paths."""
+    """One row of the table: a case measured along both paths (seconds of every timed run)."""
 
     case: str
     detail: str
-    naive_s: float
-    optimized_s: float
+    naive_samples: List[float]
+    optimized_samples: List[float]
     naive_bytes: Optional[int] = None
     optimized_bytes: Optional[int] = None
+
+    @property
+    def naive_s(self) -> float:
+        return median(self.naive_samples)
+
+    @property
+    def optimized_s(self) -> float:
+        return median(self.optimized_samples)
 
     @property
     def speedup(self) -> float:
@@ -67,19 +86,27 @@ class Result:
             return None
         return self.naive_bytes / self.optimized_bytes
 
+    def to_json(self) -> dict:
+        return {**asdict(self), "naive_s": self.naive_s, "optimized_s": self.optimized_s, "speedup": self.speedup,
+                "memory_ratio": self.memory_ratio}
 
-def parse_args(description: str, argv=None) -> argparse.Namespace:
+
+def parse_args(description: str, argv=None, add_arguments: Optional[Callable] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--backbone", default="",
                         help=f"a tiny backbone ({', '.join(n for n in tiny_names())}) or an OpenAI shape with random "
                              f"weights ({', '.join(OPENAI_SHAPES)}); default {DEFAULT_BACKBONE}")
-    parser.add_argument("--precision", default="", choices=["", "fp16", "fp32"],
-                        help="fp16 (CLIP's weights, the default on CUDA) or fp32 (the default and only choice on CPU)")
+    parser.add_argument("--precision", default="", choices=["", "fp16", "fp32", "amp"],
+                        help="fp16 (CLIP's weights, the default on CUDA), fp32 (the default on CPU) or amp (fp32 "
+                             "weights under autocast: fp16 on CUDA, bfloat16 on a CPU; whole steps only)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each path (the median is kept)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for torch (default: torch's choice); 1 gives steadier CPU timings on a "
                              "machine that other work shares")
+    parser.add_argument("--json", default="", help="also write the results to this JSON file")
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
@@ -132,7 +159,9 @@ def classnames(count: int) -> List[str]:
 
 
 def tolerances(precision: str) -> dict:
-    return dict(rtol=2e-2, atol=2e-2) if precision == "fp16" else dict(rtol=1e-4, atol=1e-4)
+    """Of the equality checks: fp32; fp16 (11 significant bits); amp (bfloat16's 8 on a CPU)."""
+    return {"fp32": dict(rtol=1e-4, atol=1e-4), "fp16": dict(rtol=2e-2, atol=2e-2)}.get(precision,
+                                                                                        dict(rtol=6e-2, atol=6e-2))
 
 
 def assert_same(naive: torch.Tensor, optimized: torch.Tensor, precision: str, what: str) -> None:
@@ -148,19 +177,35 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_pair(naive: Callable, optimized: Callable, device: torch.device, repeats: int):
-    """Median seconds of ``naive()`` and ``optimized()``, run alternately after one warm-up call each."""
-    times = {naive: [], optimized: []}
-    naive()
-    optimized()
-    for i in range(repeats):
-        for fn in ((naive, optimized) if i % 2 == 0 else (optimized, naive)):
+def time_paths(paths: Dict[str, Callable], device: torch.device, repeats: int, warm_up: bool = True,
+               first_round: int = 0) -> Dict[str, List[float]]:
+    """Seconds of every timed run of each path: one warm-up call each, then ``repeats`` rounds in which the
+    paths take turns, the order rotating and reversing from round to round (naive, optimized, optimized,
+    naive, ... for two), so that a machine getting busier or quieter during the run affects all alike.
+    ``first_round``: the number of the first round (to continue an order across calls)."""
+    names = list(paths)
+    if warm_up:
+        for name in names:
+            paths[name]()
+    samples: Dict[str, List[float]] = {name: [] for name in names}
+    for i in range(first_round, first_round + repeats):
+        shift = i % len(names)
+        order = names[shift:] + names[:shift]
+        if (i // len(names)) % 2:
+            order.reverse()
+        for name in order:
             _synchronize(device)
             start = time.perf_counter()
-            fn()
+            paths[name]()
             _synchronize(device)
-            times[fn].append(time.perf_counter() - start)
-    return statistics.median(times[naive]), statistics.median(times[optimized])
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def time_pair(naive: Callable, optimized: Callable, device: torch.device, repeats: int):
+    """Seconds of every timed run of ``naive()`` and of ``optimized()``, alternating (``time_paths``)."""
+    samples = time_paths({"naive": naive, "optimized": optimized}, device, repeats)
+    return samples["naive"], samples["optimized"]
 
 
 def peak_bytes(fn: Callable, device: torch.device) -> Optional[int]:
@@ -186,8 +231,16 @@ def _time_text(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
-def _bytes_text(count: Optional[int]) -> str:
-    return "-" if count is None else f"{count / 2**20:.1f} MiB"
+def timing_text(samples: Sequence[float]) -> str:
+    """Median and spread of a path's runs, e.g. "12.31 ms ±4%"."""
+    return f"{_time_text(median(samples))} ±{spread(samples) * 100:.0f}%"
+
+
+def size_text(count: Optional[float]) -> str:
+    """Bytes as "12.06 GiB" or "35.2 MiB"; "-" for None."""
+    if count is None:
+        return "-"
+    return f"{count / 2**30:.2f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"
 
 
 def format_table(results: List[Result]) -> str:
@@ -198,13 +251,18 @@ def format_table(results: List[Result]) -> str:
     headers.append("setting")
     rows = []
     for r in results:
-        row = [r.case, _time_text(r.naive_s), _time_text(r.optimized_s), f"{r.speedup:.2f}x"]
+        row = [r.case, timing_text(r.naive_samples), timing_text(r.optimized_samples), f"{r.speedup:.2f}x"]
         if show_memory:
             ratio = "-" if r.memory_ratio is None else f"{r.memory_ratio:.2f}x"
-            row += [_bytes_text(r.naive_bytes), _bytes_text(r.optimized_bytes), ratio]
+            row += [size_text(r.naive_bytes), size_text(r.optimized_bytes), ratio]
         row.append(r.detail)
         rows.append(row)
     return tabulate(rows, headers=headers, disable_numparse=True)
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the CPU count (other processes compete for the cores)."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
 
 
 def describe(device: torch.device, backbone: str, precision: str, repeats: int) -> str:
@@ -214,16 +272,32 @@ def describe(device: torch.device, backbone: str, precision: str, repeats: int) 
         name = f"CPU, {torch.get_num_threads()} torch thread(s)"
     weights = "random weights, OpenAI's shapes" if backbone in OPENAI_SHAPES else "tiny, seeded random weights"
     return (f"device: {name}; backbone: {backbone} ({weights}); precision: {precision}; "
-            f"median of {repeats} alternating runs per path; torch {torch.__version__}")
+            f"median of {repeats} alternating runs per path; torch {torch.__version__}; {machine_load()}")
 
 
-def main(run: Callable, description: str, argv=None) -> List[Result]:
-    """Command line of one benchmark module: parse, run, print the table."""
-    args = parse_args(description, argv)
+def write_json(path: str, header: str, results: list) -> None:
+    with open(path, "w") as f:
+        json.dump({"setting": header, "load_after": machine_load(), "results": [r.to_json() for r in results]},
+                  f, indent=1)
+
+
+def main(run: Callable, description: str, argv=None, add_arguments: Optional[Callable] = None,
+         table: Callable = format_table) -> list:
+    """Command line of one benchmark module: parse, run, print the table (and write it as JSON).
+
+    ``add_arguments(parser)`` adds the module's own options; their values are passed to ``run`` by name.
+    """
+    args = parse_args(description, argv, add_arguments)
     if args.threads:
         torch.set_num_threads(args.threads)
     device, backbone, precision = resolve(args.device, args.backbone, args.precision)
-    print(describe(device, backbone, precision, args.repeats))
-    results = run(device=args.device, backbone=backbone, precision=precision, repeats=args.repeats)
-    print(format_table(results))
+    header = describe(device, backbone, precision, args.repeats)
+    print(header)
+    common = {"device", "backbone", "precision", "repeats", "threads", "json"}
+    extra = {key: value for key, value in vars(args).items() if key not in common}
+    results = run(device=args.device, backbone=backbone, precision=precision, repeats=args.repeats, **extra)
+    print(table(results))
+    print(f"after the run: {machine_load()}")
+    if args.json:
+        write_json(args.json, header, results)
     return results

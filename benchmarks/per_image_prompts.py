@@ -3,7 +3,8 @@
 Every image gets its own prompt for every class (the learnable context shifted by the image's meta-net
 output). The reference code encodes them image by image in a Python loop; ``PromptedCLIP.encode_text``
 encodes all B x C prompts in one call (chunked to ``MODEL.TEXT_BATCH_SIZE`` sequences when no gradient
-is needed). Both paths use the same truncated sequences, so the difference is the batching alone. The
+is needed). Both paths use the same sequences (length groups, the shared context once per image), so the
+difference is the batching alone. The
 outputs are checked equal before the timing. Cases: evaluation (a test batch, no gradient) and a
 training step (forward + backward to the prompt learner), for a batch of GOPro's size: 4 images x 3
 views.
@@ -12,12 +13,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py sets it (see contention.py)
 
 import torch
 import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from benchmarks.common import assert_same, build_clip, classnames, main, measure, resolve
+from promptlearn.modeling.encoders import class_prompt_prefix
 from trainers.cocoop import CoCoOpModel
 
 TEXT_BATCH_SIZE = 8192  # MODEL.TEXT_BATCH_SIZE's default
@@ -53,10 +56,13 @@ def run(device: str = "cpu", backbone: str = "", precision: str = "", repeats: i
         with torch.inference_mode():
             return model.encode_text(learner(features), learner.tokenized_prompts)
 
+    def encode_one(prompts):  # one image's C prompts, with the encoder's options of the batched call
+        tokenized = learner.tokenized_prompts
+        return model.text_encoder(prompts, tokenized, shared_prefix=class_prompt_prefix(learner, tokenized))
+
     def looped():
         with torch.inference_mode():
-            prompts = learner(features)
-            return torch.stack([model.text_encoder(p, learner.tokenized_prompts) for p in prompts])
+            return torch.stack([encode_one(p) for p in learner(features)])
 
     assert_same(looped(), batched(), precision, "batched per-image prompts")
     detail = f"{images} images x {classes} classes, inference"
@@ -77,7 +83,7 @@ def run(device: str = "cpu", backbone: str = "", precision: str = "", repeats: i
         return step(lambda prompts: model.encode_text(prompts, learner.tokenized_prompts))
 
     def step_looped():
-        return step(lambda prompts: torch.stack([model.text_encoder(p, learner.tokenized_prompts) for p in prompts]))
+        return step(lambda prompts: torch.stack([encode_one(p) for p in prompts]))
 
     assert_same(step_looped().clone(), step_batched().clone(), precision, "gradient of batched per-image prompts")
     detail = f"{images} images x {classes} classes, forward+backward"

@@ -8,7 +8,7 @@ from trainer_runs import check_reload_and_new_classes, merged_config, run_base_t
 from yacs.config import CfgNode as CN
 
 from promptlearn.errors import UserError
-from promptlearn.modeling import encoders, load_clip, tokenize
+from promptlearn.modeling import encoders, load_clip, prompted_clip, tokenize
 from promptlearn.modeling.clip_compat import clip
 from promptlearn.modeling.prompts import embed_tokens
 from trainers.maple import MaPLe, MaPLeModel
@@ -29,16 +29,20 @@ def tiny_clip():
 @pytest.fixture
 def block_calls(monkeypatch):
     """Every transformer block the encoders run, in order: (causal, input, output). The encoders run the
-    blocks through ``encoders.residual_block`` (not the blocks' own forward), so that is what is watched."""
+    blocks through ``encoders.residual_block`` and, for the last layer's pooled token, ``residual_block_at``
+    (not the blocks' own forward), so that is what is watched; the text prompts' shared positions are not
+    split off, so that every text layer's input is one tensor."""
     calls = []
-    run_block = encoders.residual_block
+    monkeypatch.setattr(prompted_clip, "class_prompt_prefix", lambda *args: 0)
+    for name in ("residual_block", "residual_block_at"):
+        run_block = getattr(encoders, name)
 
-    def recording(block, x, causal):
-        out = run_block(block, x, causal)
-        calls.append((causal, x.detach().clone(), out.detach().clone()))
-        return out
+        def recording(block, x, *args, run_block=run_block, **kwargs):
+            out = run_block(block, x, *args, **kwargs)
+            calls.append((kwargs["causal"], x.detach().clone(), out.detach().clone()))
+            return out
 
-    monkeypatch.setattr(encoders, "residual_block", recording)
+        monkeypatch.setattr(encoders, name, recording)
     return calls
 
 

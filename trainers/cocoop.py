@@ -19,6 +19,8 @@ class ConditionalPromptLearner(PromptLearner):
     per class, (B, C, L, D).
     """
 
+    shares_class_prefix = True  # the shift is added to the one context of all classes: prompts still share it
+
     def __init__(self, classnames: List[str], clip_model: nn.Module, n_ctx: int, ctx_init: str = ""):
         super().__init__(classnames, clip_model, n_ctx=n_ctx, ctx_init=ctx_init)
         vis_dim = clip_model.visual.output_dim

@@ -90,6 +90,13 @@ _C.MODEL.BACKBONE.PATH = ""
 # Largest number of prompt sequences given to the text encoder in one call at evaluation time
 # (bounds memory when every image has its own prompt per class); 0 = no limit
 _C.MODEL.TEXT_BATCH_SIZE = 8192
+# > 0: text-encoder passes that need gradients run in chunks of this many prompt sequences, each keeping
+# only its input and recomputing its activations in backward (per-image prompts at ImageNet's class
+# counts: GOPro, CoCoOp); costs one more text forward per step. 0 = keep every activation
+_C.MODEL.TEXT_RECOMPUTE_BATCH = 0
+# TRAINER.<X>.PREC "amp" on a CPU with bfloat16 instructions (AVX512-BF16 or AMX): autocast to bfloat16
+# instead of running in fp32 (opt-in: results agree with fp32 within bfloat16's precision)
+_C.MODEL.CPU_AMP = False
 
 # ------------------------------------------------------------------------------------------------- optimizer
 _C.OPTIM = CN()
@@ -103,6 +110,8 @@ _C.OPTIM.SGD_NESTEROV = False
 _C.OPTIM.RMSPROP_ALPHA = 0.99
 _C.OPTIM.ADAM_BETA1 = 0.9
 _C.OPTIM.ADAM_BETA2 = 0.999
+# PyTorch's fused optimizer step for sgd, adam, amsgrad and adamw (the same update, one pass per parameter)
+_C.OPTIM.FUSED = True
 # With STAGED_LR, the child modules named in NEW_LAYERS train at LR and the others at LR * BASE_LR_MULT
 _C.OPTIM.STAGED_LR = False
 _C.OPTIM.NEW_LAYERS = ()

@@ -8,7 +8,6 @@ checkpoint loading that rebuilds the class-name embeddings for the current datas
 A method subclass sets ``CFG_NODE`` (its ``TRAINER.<NODE>`` config node) and ``MODEL_NAME`` (the
 checkpoint folder), adds its keys in ``extend_cfg`` and builds its ``PromptedCLIP`` in ``build_custom_clip``.
 """
-import contextlib
 import logging
 
 import torch
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..metrics import compute_accuracy
 from ..modeling.backbones import get_backbone_spec, load_clip
-from ..modeling.precision import PRECISIONS, apply_precision, resolve_precision
+from ..modeling.precision import PRECISIONS, apply_precision, autocast, grad_scaler, resolve_precision
 from ..optim import build_lr_scheduler, build_optimizer
 from ..utils.torchtools import count_num_param, load_pretrained_weights
 from .trainer import TrainerX
@@ -56,13 +55,14 @@ class CLIPTrainer(TrainerX):
                             f"{spec.name} ({spec.input_resolution}); set INPUT.SIZE "
                             f"({spec.input_resolution}, {spec.input_resolution}).")
         key = f"TRAINER.{self.CFG_NODE}.PREC" if self.CFG_NODE else "PREC"
-        self.prec = resolve_precision(self.requested_precision(), self.device, key)
+        self.prec = resolve_precision(self.requested_precision(), self.device, key, cfg.MODEL.CPU_AMP)
         classnames = self.dm.dataset.classnames
         logger.info(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = apply_precision(load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH), self.prec)
 
         logger.info(f"Building custom CLIP ({self.__class__.__name__})")
         self.model = self.build_custom_clip(clip_model, classnames)
+        self.model.text_encoder.recompute_batch = cfg.MODEL.TEXT_RECOMPUTE_BATCH
         learner = self.model.learnable_module()
         self.model.requires_grad_(False)
         if learner is not None:
@@ -78,12 +78,10 @@ class CLIPTrainer(TrainerX):
             optim = build_optimizer(learner, cfg.OPTIM)
             sched = build_lr_scheduler(optim, cfg.OPTIM)
             self.register_model(self.MODEL_NAME, learner, optim, sched)
-        self.scaler = torch.amp.GradScaler("cuda") if self.prec == "amp" else None
+        self.scaler = grad_scaler(self.prec, self.device)
 
     def autocast(self):
-        if self.prec == "amp":
-            return torch.autocast(device_type="cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
+        return autocast(self.prec, self.device)
 
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)

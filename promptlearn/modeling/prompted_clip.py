@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .encoders import ImageEncoder, TextEncoder
+from .encoders import ImageEncoder, TextEncoder, class_prompt_prefix
 
 
 class PromptedCLIP(nn.Module):
@@ -55,6 +55,9 @@ class PromptedCLIP(nn.Module):
         return self.encode_image(image)
 
     def encode_text(self, prompts: torch.Tensor, tokenized_prompts: torch.Tensor, **kwargs) -> torch.Tensor:
+        # the classes' prompts of one image share their first positions: encoded once (see TextEncoder)
+        learner = getattr(self, "prompt_learner", None)
+        kwargs.setdefault("shared_prefix", class_prompt_prefix(learner, tokenized_prompts))
         return self.text_encoder(prompts, tokenized_prompts, max_batch=self.text_batch_size, **kwargs)
 
     def class_text_features(self) -> torch.Tensor:
