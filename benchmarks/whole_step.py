@@ -67,8 +67,8 @@ CONFIGS = {"CoOp": "CoOp/vit_b16_ctxv1.yaml", "CoCoOp": "CoCoOp/vit_b16_c4_ep10_
            "MaPLe": "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml", "GOPro": "GOPro/vit_b16.yaml"}
 OFFICIAL_GOPRO = "GOPro/vit_b16_official.yaml"
 METHODS = tuple(CONFIGS)
-#: class counts and test batch per setting: Caltech-like (5 base classes of a synthetic Caltech101, as in
-#: the issue's measurement) up to ImageNet-like counts where the device allows
+#: class counts and test batch per setting: Caltech-like (the 5 base classes of a synthetic Caltech101)
+#: up to ImageNet-like counts where the device allows
 PRESETS = {
     "cpu-tiny": {"classes": (5, 50, 100), "eval_batch": 32, "budget_gb": 3.0},
     "cpu-vit": {"classes": (5,), "eval_batch": 10, "budget_gb": 6.0},
