@@ -34,6 +34,7 @@ setup(
     long_description=read_readme(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["promptlearn", "promptlearn.*"]),
+    package_data={"promptlearn.demo": ["weights/*.pt"]},  # mini-ViT, the demo's pre-trained tiny CLIP
     python_requires=">=3.9",
     install_requires=read_requirements("requirements.txt"),
     extras_require={"dev": ["pytest>=7", "ruff>=0.4"]},

@@ -120,8 +120,7 @@ def parse_args(description: str, argv=None, add_arguments: Optional[Callable] = 
 def tiny_names() -> List[str]:
     from promptlearn.modeling.backbones import BACKBONES
 
-    return [name for name, spec in BACKBONES.items() if spec.is_tiny and spec.arch == "vit"
-            and not spec.pretrained_on_shapes]
+    return [name for name, spec in BACKBONES.items() if spec.is_tiny and spec.arch == "vit"]
 
 
 def resolve(device: str, backbone: str = "", precision: str = ""):

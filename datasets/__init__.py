@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     imagenet_r,
     imagenet_sketch,
     imagenetv2,
+    mini_b2n,
     oxford_flowers,
     oxford_pets,
     stanford_cars,

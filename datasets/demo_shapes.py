@@ -4,7 +4,7 @@ import os
 
 from promptlearn.data.datasets import DATASET_REGISTRY, DatasetBase
 from promptlearn.data.datasets.splits import read_split
-from promptlearn.tools.make_demo_data import DATASET_DIR, SPLIT_FILE, make_demo_dataset
+from promptlearn.demo.demo_shapes import DATASET_DIR, SPLIT_FILE, make_demo_dataset
 
 logger = logging.getLogger(__name__)
 

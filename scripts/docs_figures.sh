@@ -4,7 +4,7 @@
 # on it, then the table maker's pictures (--out-dir) and the t-SNE command. Finished runs are skipped, so after
 # `make demo` only the SLIP run and the sweep are trained (a few minutes on two CPU cores).
 # Usage: bash scripts/docs_figures.sh
-# Environment: DATASET (default demo_shapes), CFG (default tiny_vit_shapes_demo: every method needs
+# Environment: DATASET (default mini_shapes), CFG (default mini_vit: every method needs
 # configs/trainers/<Trainer>/<CFG>.yaml), OUTPUT (default output/demo), DOCS (default docs), METHODS (default
 # "zsclip slip coop gopro"), TSNE_METHODS (default "zsclip slip gopro": the panels of the t-SNE picture),
 # NCTX (default "1 2 4 8 16"), and the settings of scripts/common.sh (DATA, SHOTS, ...).
@@ -13,9 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 export DATA="${DATA:-data}"
 export OUTPUT="${OUTPUT:-output/demo}"
-export CFG="${CFG:-tiny_vit_shapes_demo}"
+export CFG="${CFG:-mini_vit}"
 export SHOTS="${SHOTS:-16}"
-DATASET="${DATASET:-demo_shapes}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # as in scripts/demo.sh
+DATASET="${DATASET:-mini_shapes}"
 DOCS="${DOCS:-docs}"
 PYTHON="${PYTHON:-.venv/bin/python}"
 [ -x "$PYTHON" ] || PYTHON=python

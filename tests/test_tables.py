@@ -267,13 +267,13 @@ def test_published_ablation_and_flowers_correction():
 
 
 def test_own_dataset_only_has_no_paper_average(tmp_path):
-    """Runs on a dataset outside the paper's 11 (the demo's) get their per-dataset table and no empty average."""
-    write_b2n(tmp_path, "GOPro", "tiny_vit_shapes_demo", {"demo_shapes": (80.0, 60.0)}, seeds=(1,))
+    """Runs on a dataset outside the paper's 11 (Mini-B2N's) get their per-dataset table and no empty average."""
+    write_b2n(tmp_path, "GOPro", "mini_vit", {"mini_shapes": (80.0, 60.0)}, seeds=(1,))
     titles = tables_by_title(tmp_path, ["b2n"])
     assert list(titles) == ["Base-to-new generalization per dataset (16 shots)"]
     row = [line for line in titles["Base-to-new generalization per dataset (16 shots)"].splitlines()
-           if "demo_shapes" in line][0]
-    assert [cell.strip() for cell in row.split("|")[1:6]] == ["demo_shapes", "GOPro", "80.00", "60.00", "68.57"]
+           if "mini_shapes" in line][0]
+    assert [cell.strip() for cell in row.split("|")[1:6]] == ["mini_shapes", "GOPro", "80.00", "60.00", "68.57"]
 
 
 # -- SLIP, Figure 2 and the files of --out-dir ------------------------------------------------------------------

@@ -17,6 +17,10 @@ CUSTOM_TEMPLATES = {
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
     "DemoShapes": "a photo of a {}.",
+    "MiniShapes": "a photo of a {}.",
+    "MiniTextures": "{} texture.",
+    "MiniColourShapes": "a photo of a {}.",
+    "MiniDigits": "a photo of the digit {}.",
 }
 
 DEFAULT_TEMPLATE = "a photo of a {}."

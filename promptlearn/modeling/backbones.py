@@ -34,6 +34,9 @@ logger = logging.getLogger(__name__)
 CLIP_PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
 URL_ROOT = "https://openaipublic.azureedge.net/clip/models"
+#: weights files that ship with this package (mini-ViT, written by ``python -m promptlearn.demo.pretrain``)
+SHIPPED_WEIGHTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo", "weights")
+MINI_VIT_SHA256 = "0329743976aec216af3f1b35043a1cbdb3243b52e182929af253c6f734b94abf"
 #: keys of OpenAI's TorchScript archives that are no weights (``build_model`` drops them)
 NON_WEIGHT_KEYS = ("input_resolution", "context_length", "vocab_size")
 #: architecture fields of the image tower (a mismatch is refused) and of the text tower
@@ -55,7 +58,8 @@ class BackboneSpec:
     sha256: str = ""  # of the file, checked when it is found in the weights folder ("" = not checked)
     url: str = ""  # where a missing file is downloaded from
     seed: int = 0  # in-process backbones: the seed of their random weights
-    pretrained_on_shapes: bool = False  # tiny backbone pre-trained in-process on generated shape captions
+    shipped_dir: str = ""  # a folder of this package holding the file (looked in after the weights folder)
+    regenerate: str = ""  # the command that writes the file, for backbones of this project
     mean: tuple = CLIP_PIXEL_MEAN
     std: tuple = CLIP_PIXEL_STD
 
@@ -67,7 +71,11 @@ class BackboneSpec:
     @property
     def how_to_get(self) -> str:
         """What to do for a good copy of the file, as the end of a sentence ("Delete it and <this>.")."""
-        return f"download {self.url}" if self.url else f"get {self.file}"
+        if self.url:
+            return f"download {self.url}"
+        if self.regenerate:
+            return f"restore {self.file} (git checkout) or write it with `{self.regenerate}`"
+        return f"get {self.file}"
 
     @property
     def how_to_get_sentence(self) -> str:
@@ -95,10 +103,9 @@ def _openai(name, file, sha256, args):
                         sha256=sha256, url=f"{URL_ROOT}/{sha256}/{file}")
 
 
-def _tiny(name, arch, res, seed, pretrained_on_shapes=False, **args):
+def _tiny(name, arch, res, seed, **args):
     args = {**_TEXT, **args, "image_resolution": res}
-    return BackboneSpec(name=name, arch=arch, input_resolution=res, clip_args=args, seed=seed,
-                        pretrained_on_shapes=pretrained_on_shapes)
+    return BackboneSpec(name=name, arch=arch, input_resolution=res, clip_args=args, seed=seed)
 
 
 BACKBONES = {spec.name: spec for spec in [
@@ -126,9 +133,12 @@ BACKBONES = {spec.name: spec for spec in [
           transformer_width=64, transformer_heads=2, transformer_layers=4),
     _tiny("tiny-ViT-L", "vit", 48, seed=1, embed_dim=96, vision_layers=6, vision_width=192, vision_patch_size=16,
           transformer_width=96, transformer_heads=3, transformer_layers=5),
-    # tiny-ViT's architecture with CLIP-style alignment on the demo's shape classes (see tiny_pretrain.py)
-    _tiny("tiny-ViT-shapes", "vit", 32, seed=3, pretrained_on_shapes=True, embed_dim=64, vision_layers=4,
-          vision_width=128, vision_patch_size=8, transformer_width=64, transformer_heads=2, transformer_layers=4),
+    # A tiny CLIP pre-trained by this project on a generated image-caption corpus (promptlearn/demo/), shipped
+    # as an OpenAI-format state dict: the demo's and Mini-B2N's backbone
+    BackboneSpec(name="mini-ViT", arch="vit", input_resolution=32,
+                 clip_args=_vit(128, 32, 4, 128, 8, 64, text_layers=4),
+                 file="mini-ViT.pt", sha256=MINI_VIT_SHA256, shipped_dir=SHIPPED_WEIGHTS,
+                 regenerate="python -m promptlearn.demo.pretrain"),
     # ViT-B/16's exact architecture with seeded random weights: GPU checks and benchmarks at real size
     _tiny("random-ViT-B/16", "vit", 224, seed=0, embed_dim=512, vision_layers=12, vision_width=768,
           vision_patch_size=16, transformer_width=512, transformer_heads=8, transformer_layers=12),
@@ -194,8 +204,9 @@ def weights_dir() -> str:
 
 
 def resolve_weights_path(spec: BackboneSpec, explicit_path: str = "") -> str:
-    """The checkpoint file for ``spec``: the explicit path, or the file in the weights folder (checked
-    against its SHA256; downloaded there when missing and the network allows)."""
+    """The checkpoint file for ``spec``: the explicit path, or the file in the weights folder, else in the
+    package folder it ships in (checked against its SHA256; downloaded into the weights folder when missing
+    and the network allows)."""
     if explicit_path:
         path = os.path.expanduser(explicit_path)
         if not os.path.isfile(path):
@@ -203,17 +214,21 @@ def resolve_weights_path(spec: BackboneSpec, explicit_path: str = "") -> str:
                             f"{spec.how_to_get} there, or clear the key to use {weights_dir()}/{spec.file}.")
         return path
     target = os.path.join(weights_dir(), spec.file)
-    if os.path.isfile(target):
-        digest = _sha256(target) if spec.sha256 else ""
-        if digest != spec.sha256:
-            raise UserError(f"{target} is not the published {spec.file}: its SHA256 is {digest}, expected "
-                            f"{spec.sha256} (an incomplete download, a corrupt copy or another file under that "
-                            f"name). Delete it and {spec.how_to_get} again (or set MODEL.BACKBONE.PATH to use "
-                            "a file of your own).")
-        return target
+    folders = [weights_dir()] + ([spec.shipped_dir] if spec.shipped_dir else [])
+    for found in (os.path.join(folder, spec.file) for folder in folders):
+        if os.path.isfile(found):
+            digest = _sha256(found) if spec.sha256 else ""
+            if digest != spec.sha256:
+                raise UserError(f"{found} is not the published {spec.file}: its SHA256 is {digest}, expected "
+                                f"{spec.sha256} (an incomplete download, a corrupt copy or another file under that "
+                                f"name). Delete it and {spec.how_to_get} again (or set MODEL.BACKBONE.PATH to use "
+                                "a file of your own).")
+            return found
     if not spec.url:
-        raise UserError(f"CLIP weights for {spec.name} not found: {target} is missing. {spec.how_to_get_sentence} "
-                        "and put it there (or set CLIP_WEIGHTS_DIR to its folder, or MODEL.BACKBONE.PATH to the file).")
+        looked = " and ".join(os.path.join(folder, spec.file) for folder in folders)
+        raise UserError(f"CLIP weights for {spec.name} not found: {looked} {'are' if len(folders) > 1 else 'is'} "
+                        f"missing. {spec.how_to_get_sentence} (or set CLIP_WEIGHTS_DIR to the folder of the file, "
+                        "or MODEL.BACKBONE.PATH to the file).")
     try:
         return clip.clip._download(spec.url, weights_dir())
     except Exception as err:  # offline, proxy, disk: one clear message instead of a traceback
@@ -322,10 +337,6 @@ def prepare_clip(name: str, path: str = "") -> None:
 def load_clip(name: str, path: str = "") -> torch.nn.Module:
     """Backbone ``name`` on the CPU, in eval mode, with CLIP's fp16 weights (``path``: MODEL.BACKBONE.PATH)."""
     spec = get_backbone_spec(name)
-    if spec.pretrained_on_shapes:
-        from .tiny_pretrain import load_or_pretrain
-
-        return load_or_pretrain(name, lambda: build_tiny_clip(spec), spec.input_resolution, spec.seed)
     if spec.is_tiny:
         logger.info(f"Building CLIP backbone {name} with seeded random weights (no checkpoint; for tests)")
         return build_tiny_clip(spec)
