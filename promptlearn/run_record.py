@@ -7,10 +7,11 @@ shell sweeps ask about it through ``promptlearn.tools.jobs``).
      "inputs": {"argv": [...], "files": {config file: SHA-256}},   # the command line of the latest start
      "starts": [{"time", "host", "commit", "argv"}, ...]}           # every start into the folder, oldest first
 """
-import hashlib
 import json
 import os
 from typing import Dict, List, Optional, Sequence
+
+from .checksums import file_sha256
 
 RUN_FILE = "run.json"
 TRAINING, EVALUATION = "training", "evaluation"
@@ -18,14 +19,6 @@ TRAINING, EVALUATION = "training", "evaluation"
 CONFIG_FLAGS = ("--config-file", "--dataset-config-file")
 START_OVER_FLAG = "--start-over"
 BEST_FILE = "model-best.pth.tar"
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_record(directory: str) -> Optional[dict]:

@@ -17,7 +17,6 @@ a text tower of another depth only warned about (small test checkpoints).
 Every problem is a :class:`UserError` of one line. ``prepare_clip`` runs the whole check (and the
 load) before a run writes anything; ``load_clip`` then returns that model.
 """
-import hashlib
 import logging
 import os
 import warnings
@@ -26,6 +25,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ..checksums import file_sha256
 from ..errors import UserError
 from .clip_compat import clip
 
@@ -190,14 +190,6 @@ def describe_architecture(arch: dict) -> str:
 
 # ------------------------------------------------------------------------------------------- finding the file
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def weights_dir() -> str:
     """The folder of the checkpoint files: ``$CLIP_WEIGHTS_DIR`` when set, else ``~/.cache/clip``."""
     return os.path.expanduser(os.environ.get("CLIP_WEIGHTS_DIR") or "~/.cache/clip")
@@ -217,7 +209,7 @@ def resolve_weights_path(spec: BackboneSpec, explicit_path: str = "") -> str:
     folders = [weights_dir()] + ([spec.shipped_dir] if spec.shipped_dir else [])
     for found in (os.path.join(folder, spec.file) for folder in folders):
         if os.path.isfile(found):
-            digest = _sha256(found) if spec.sha256 else ""
+            digest = file_sha256(found) if spec.sha256 else ""
             if digest != spec.sha256:
                 raise UserError(f"{found} is not the published {spec.file}: its SHA256 is {digest}, expected "
                                 f"{spec.sha256} (an incomplete download, a corrupt copy or another file under that "
